@@ -1,0 +1,7 @@
+# Table 1 baseline "Biased Sampling / Faster R-CNN": the stock mmdet 3.3 Faster R-CNN R50-FPN 1x
+# (zoo 37.4 AP). Mini-batch biased sampling is its RandomSampler: RPN 256 anchors at 1:1, RoI head
+# 512 RoIs at 1:3. Every Faster R-CNN row is a delta on this file.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
+custom_hooks = [dict(type='ImbalanceTableHook')]

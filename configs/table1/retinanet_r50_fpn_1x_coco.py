@@ -1,0 +1,6 @@
+# Table 1 baseline "Focal Loss / RetinaNet": the stock mmdet 3.3 RetinaNet R50-FPN 1x (zoo 36.5 AP),
+# FocalLoss(gamma=2, alpha=0.25) with a PseudoSampler. Every RetinaNet row is a delta on this file.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
+custom_hooks = [dict(type='ImbalanceTableHook')]

@@ -1,0 +1,1 @@
+"""Registered losses of mmdet_imbalance (one method per file)."""

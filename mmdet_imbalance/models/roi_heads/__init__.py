@@ -1,0 +1,1 @@
+"""Registered roi_heads of mmdet_imbalance (one method per file)."""

@@ -1,0 +1,1 @@
+"""Registered task_modules of mmdet_imbalance (one method per file)."""

@@ -1,0 +1,133 @@
+"""Small helpers shared by the test-suite: build any row's detector at toy size, run one step.
+
+Kept in the package (like ``mmdet.testing``) so that tests in every folder, and users writing their
+own rows, can call them without path tricks.
+"""
+import copy
+import math
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+R50_INIT_KEYS = ('init_cfg', 'pretrained')
+
+
+def load_config(path: str) -> Config:
+    """Load a row config (local file whose ``_base_`` may use ``mmdet::``)."""
+    import mmdet_imbalance  # noqa: F401  (registers modules, as custom_imports would)
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    return Config.fromfile(path)
+
+
+def shrink_model_cfg(model_cfg: Union[Config, ConfigDict, dict]) -> ConfigDict:
+    """Return a copy of a COCO row's model config with a ResNet-18 backbone and no pretrained init.
+
+    Only the backbone and the neck's input widths change, so every head, loss, sampler and
+    assigner stays exactly as the row configures them. Mini configs are returned unchanged.
+    """
+    cfg = ConfigDict(copy.deepcopy(dict(model_cfg)))
+    backbone = cfg.get('backbone', {})
+    if backbone.get('type') == 'ResNet' and backbone.get('depth', 0) >= 50:
+        backbone.depth = 18
+        backbone.init_cfg = None
+        cfg.neck.in_channels = [64, 128, 256, 512]
+    return cfg
+
+
+def build_detector(cfg_or_path, shrink: bool = True) -> torch.nn.Module:
+    """Build a detector from a config (or path), shrunk for CPU tests, in train mode."""
+    from mmdet.registry import MODELS
+    cfg = load_config(cfg_or_path) if isinstance(cfg_or_path, str) else cfg_or_path
+    model_cfg = shrink_model_cfg(cfg.model) if shrink else ConfigDict(cfg.model)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model.train()
+
+
+def demo_batch(model,
+               batch_size: int = 2,
+               image_size: int = 128,
+               num_items: Optional[Sequence[int]] = None,
+               num_classes: Optional[int] = None,
+               training: bool = True,
+               seed: int = 0) -> dict:
+    """A preprocessed random batch for ``model``: noise images with random boxes and labels.
+
+    ``num_items`` gives the number of ground-truth boxes per image (``[0, 3]``: the first image has
+    none); by default 1 to 5. Labels are drawn from all ``num_classes`` foreground classes.
+    """
+    import numpy as np
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    rng = np.random.RandomState(seed)
+    if num_classes is None:
+        num_classes = find_num_classes(model)
+    if num_items is None:
+        num_items = [int(rng.randint(1, 6)) for _ in range(batch_size)]
+    inputs, samples = [], []
+    for idx, n in enumerate(num_items):
+        image = rng.randint(0, 255, size=(3, image_size, image_size), dtype=np.uint8)
+        xy = rng.uniform(0, image_size * 0.7, size=(n, 2))
+        wh = rng.uniform(image_size * 0.1, image_size * 0.3, size=(n, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + wh, image_size - 1)], axis=1)
+        sample = DetDataSample(metainfo=dict(
+            img_id=idx, img_shape=(image_size, image_size), ori_shape=(image_size, image_size),
+            scale_factor=(1., 1.), pad_shape=(image_size, image_size), flip=False))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            labels=torch.as_tensor(rng.randint(0, num_classes, size=n), dtype=torch.long))
+        sample.ignored_instances = InstanceData(
+            bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        inputs.append(torch.from_numpy(image))
+        samples.append(sample)
+    return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training)
+
+
+def find_num_classes(model) -> int:
+    """The number of object classes of a detector (the largest ``num_classes`` of its modules)."""
+    found = [m.num_classes for m in model.modules()
+             if isinstance(getattr(m, 'num_classes', None), int)]
+    if not found:
+        raise ValueError(f'{type(model).__name__} has no module with a num_classes attribute')
+    return max(found)
+
+
+def total_loss(losses: Dict[str, Union[torch.Tensor, list]]) -> torch.Tensor:
+    """Sum the entries mmengine's ``parse_losses`` would sum (keys containing 'loss')."""
+    total = 0.
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        total = total + sum(v.sum() for v in values)
+    return total
+
+
+def train_step(model, batch: dict, optimizer: Optional[torch.optim.Optimizer] = None) -> dict:
+    """One forward/backward (and optimizer step if given); asserts finite losses and gradients."""
+    model.train()
+    losses = model(**batch, mode='loss')
+    loss = total_loss(losses)
+    assert torch.isfinite(loss), f'non-finite total loss: { {k: v for k, v in losses.items()} }'
+    if optimizer is not None:
+        optimizer.zero_grad()
+    loss.backward()
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            assert torch.isfinite(param.grad).all(), f'non-finite gradient in {name}'
+    if optimizer is not None:
+        optimizer.step()
+    return losses
+
+
+def predict(model, batch: dict):
+    """Inference on a preprocessed batch; returns the list of DetDataSample."""
+    model.eval()
+    with torch.no_grad():
+        return model(**batch, mode='predict')
+
+
+def is_finite_number(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,0 +1,23 @@
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _register_modules():
+    """Register mmdet's and this package's modules once, with the 'mmdet' default scope."""
+    import torch
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    import mmdet_imbalance  # noqa: F401
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture
+def repo_root():
+    return REPO_ROOT
