@@ -42,6 +42,11 @@ def build_detector(cfg_or_path, shrink: bool = True) -> torch.nn.Module:
     cfg = load_config(cfg_or_path) if isinstance(cfg_or_path, str) else cfg_or_path
     model_cfg = shrink_model_cfg(cfg.model) if shrink else ConfigDict(cfg.model)
     model = MODELS.build(model_cfg)
+    if isinstance(cfg, Config):
+        # Sampling-Free heads with prior_prob='auto' take the prior from the training set's
+        # statistics, which the runner hook resolves before init; do the same here.
+        from mmdet_imbalance.engine import resolve_auto_priors
+        resolve_auto_priors(model, cfg)
     model.init_weights()
     return model.train()
 

@@ -1,1 +1,2 @@
 """Registered roi_heads of mmdet_imbalance (one method per file)."""
+from .sampling_free_bbox_head import SamplingFreeBBoxHead  # noqa: F401

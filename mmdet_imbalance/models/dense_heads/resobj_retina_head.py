@@ -1,0 +1,279 @@
+"""Residual Objectness (ResObj) RetinaNet head.
+
+Chen et al., "Residual Objectness for Imbalance Reduction", arXiv 1908.09075 / Pattern Recognition
+130 (2022); specification in algorithms.md §3, which follows the released detectron2 code
+(``chenjoya/resobj`` @ 15da804, ``ResObjRetinaNetHead``). Losses live in
+:mod:`mmdet_imbalance.models.losses.resobj_loss`.
+
+Architecture (per FPN level, shared across levels, §3.2). On the classification tower output
+``c``, a chain of conv3x3+ReLU blocks ``f_1 = conv(c)``, ``f_{s+1} = conv(f_s)`` each feeds a
+conv3x3 scoring ``A`` objectness logits (one per anchor); the objectness logit is their **sum in
+logit space**, ``o = sum_s score_s(f_s)``. Class logits ``z`` come from the stock ``retina_cls``
+and boxes from the stock regression tower.
+
+Decisions (documented here because they feed the README):
+
+* **``num_stages`` = number of residual stages after the first objectness estimator.** The default
+  1 is the released code (``obj_subnet``/``obj_score`` + ``res_subnet``/``res_score``). The 2019
+  preprint cited by the review describes "multiple cascaded objectness-related modules with
+  residual connections" without a depth or a per-stage supervision that we could verify
+  (algorithms.md §3.1); ``num_stages > 1`` extends the released chain with more residual stages,
+  all added into the same logit and supervised only through the sum, which is our reading, not a
+  reproduction of the preprint. ``num_stages=0`` is objectness without residual.
+* **Initialisation.** Every conv N(0, 0.01), bias 0 (mmdet's RetinaHead ``init_cfg``, as
+  §3.2 states). Each objectness score conv gets the bias of prior ``obj_prior_prob=0.001``, so the
+  initial objectness logit is ``(num_stages + 1) * logit(0.001)`` (about -13.8, probability about
+  1e-6, for the default). The class logits get prior ``1/K`` (bias ``-log(K-1)``) as in the
+  released code. The released code leaves its two hidden objectness convs at PyTorch's default
+  init (weight std 0.012 instead of 0.01, bias U(+-1/48) instead of 0); we do not copy that
+  detail: it is immaterial next to the prior biases and keeps the initial objectness exact.
+* **Class branch is always per-class sigmoid**, whatever ``loss_cls`` says (§3.3), and
+  ``loss_cls`` must be a :class:`ResObjLoss`.
+* **Losses on the concatenation of all levels and images**, with one call of
+  ``ResObjLoss.normalizers`` per iteration (the released code's three EMA updates, one per term:
+  ``loss_obj``, ``loss_cls``, ``loss_bbox``); the box loss is the configured ``loss_bbox`` (L1 in
+  the released code and in mmdet's RetinaNet) normalised by the third value (§3.3).
+* **Degenerate ground truth** (zero width or height) is dropped before anchor assignment
+  (:func:`drop_degenerate_boxes`), as COCO loading and detectron2 do.
+* **Inference fuses before filtering.** The head returns ``(cls_scores, bbox_preds,
+  obj_scores)``. :meth:`predict_by_feat` replaces each class logit by the logit of the fused score,
+  ``logit(sigma(o) * sigma(z)) = -log(e^-o + e^-z + e^-(o+z))`` (:func:`fuse_objectness_logits`),
+  and hands it to mmdet's stock ``predict_by_feat``. mmdet's sigmoid then gives exactly
+  ``sigma(o) * sigma(z)`` (§3.4), so ``nms_pre`` top-k, ``score_thr`` and NMS of the stock
+  ``test_cfg`` all act on the fused score. (mmdet's ``score_factors`` path would multiply only
+  after the top-k and threshold, which is not what the released code does.)
+"""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmdet.models.dense_heads import RetinaHead
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from mmengine.config import ConfigDict
+from mmengine.model.weight_init import bias_init_with_prob
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..losses.resobj_loss import ResObjLoss, positive_mask
+
+
+def fuse_objectness_logits(cls_logits: Tensor, obj_logits: Tensor) -> Tensor:
+    """The logit of ``sigmoid(obj) * sigmoid(cls)``, computed without overflow (§3.4).
+
+    ``p = s(o) s(z)`` gives ``p / (1 - p) = 1 / (e^-o + e^-z + e^-(o+z))``, so
+    ``logit(p) = -logsumexp(-o, -z, -(o+z))``, which is finite for any finite ``o`` and ``z``
+    (``o = z = -100`` gives -200, ``o = z = 100`` gives ``100 - log 2``). The arguments
+    broadcast against each other.
+    """
+    neg_o, neg_z = -obj_logits, -cls_logits
+    return -torch.logaddexp(torch.logaddexp(neg_o, neg_z), neg_o + neg_z)
+
+
+def drop_degenerate_boxes(gt_instances: InstanceData) -> InstanceData:
+    """Ground truth without its zero-width or zero-height boxes.
+
+    Such a box overlaps no anchor, so the low-quality matching (min_pos_iou 0) would make every
+    anchor at IoU 0 a positive of it, and its log(0) size target is infinite. COCO loading (w or
+    h < 1) and detectron2 (``filter_empty_instances``) drop these boxes before training; the head
+    does the same so that a batch that reaches it with one still trains.
+    """
+    boxes = get_box_tensor(gt_instances.bboxes)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return gt_instances[keep]
+
+
+def _check_prob(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f'{name} must be a probability in (0, 1), got {value!r}')
+    return float(value)
+
+
+@MODELS.register_module()
+class ResObjRetinaHead(RetinaHead):
+    """RetinaHead with residual objectness (algorithms.md §3).
+
+    Args:
+        num_classes (int): number of foreground classes K.
+        in_channels (int): channels of the FPN features.
+        num_stages (int): residual objectness stages after the first objectness estimator
+            (1 = the released code; see the module docstring for > 1 and 0).
+        obj_prior_prob (float): prior probability that sets the bias of every objectness score conv
+            (0.001 in the released config).
+        cls_prior_prob (float, optional): prior of the class logits; None means ``1 / K`` as in
+            the released code.
+        loss_cls (dict): config of a :class:`ResObjLoss` (objectness + positive-only class loss).
+        loss_bbox (dict): box loss config; L1 = the released code's smooth-L1 with beta 0.
+        **kwargs: the remaining :class:`RetinaHead` / ``AnchorHead`` arguments.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 num_stages: int = 1,
+                 obj_prior_prob: float = 0.001,
+                 cls_prior_prob: Optional[float] = None,
+                 loss_cls: ConfigType = dict(
+                     type='ResObjLoss',
+                     obj_weight=1 / 20,
+                     cls_weight=1 / 10,
+                     ema_momentum=0.9,
+                     ema_init=100.0),
+                 loss_bbox: ConfigType = dict(type='L1Loss', loss_weight=1.0),
+                 **kwargs) -> None:
+        if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 0:
+            raise ValueError(f'num_stages must be a non-negative int, got {num_stages!r}')
+        if isinstance(num_classes, int) and num_classes < 2 and cls_prior_prob is None:
+            raise ValueError(f'num_classes={num_classes}: the released 1/K class prior would be '
+                             '1 (an infinite bias); pass cls_prior_prob explicitly')
+        self.num_stages = num_stages
+        self.obj_prior_prob = _check_prob(obj_prior_prob, 'obj_prior_prob')
+        self.cls_prior_prob = (None if cls_prior_prob is None else
+                               _check_prob(cls_prior_prob, 'cls_prior_prob'))
+        super().__init__(num_classes, in_channels, loss_cls=loss_cls, loss_bbox=loss_bbox, **kwargs)
+        if not isinstance(self.loss_cls, ResObjLoss):
+            raise TypeError(f'loss_cls of ResObjRetinaHead must be a ResObjLoss config, got '
+                            f'{type(self.loss_cls).__name__}')
+
+    def _init_layers(self) -> None:
+        """Stock RetinaNet towers plus the objectness chain on the classification tower."""
+        # The class branch of ResObj is per-class sigmoid by construction (§3.3); AnchorHead would
+        # otherwise derive a softmax layout from loss_cls, which has no use_sigmoid key here.
+        self.use_sigmoid_cls = True
+        self.cls_out_channels = self.num_classes
+        super()._init_layers()
+        channels = self.feat_channels if self.stacked_convs > 0 else self.in_channels
+        self.obj_convs = nn.ModuleList()
+        self.retina_obj = nn.ModuleList()
+        for _ in range(self.num_stages + 1):
+            self.obj_convs.append(
+                ConvModule(channels, self.feat_channels, 3, stride=1, padding=1,
+                           conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg))
+            self.retina_obj.append(
+                nn.Conv2d(self.feat_channels, self.num_base_priors, 3, padding=1))
+            channels = self.feat_channels
+
+    def init_weights(self) -> None:
+        """mmdet's init (N(0, 0.01) convs), then the prior biases of §3.2."""
+        already_initialised = self.is_init
+        super().init_weights()
+        if already_initialised:
+            return
+        cls_prior = (1.0 / self.num_classes if self.cls_prior_prob is None else
+                     self.cls_prior_prob)
+        nn.init.constant_(self.retina_cls.bias, bias_init_with_prob(cls_prior))
+        for score in self.retina_obj:
+            nn.init.constant_(score.bias, bias_init_with_prob(self.obj_prior_prob))
+
+    def forward_single(self, x: Tensor):
+        """One FPN level.
+
+        Returns:
+            tuple: ``cls_score`` (N, A*K, H, W), ``bbox_pred`` (N, A*4, H, W) and ``obj_score``
+            (N, A, H, W), the objectness logit summed over all stages.
+        """
+        cls_feat = x
+        for conv in self.cls_convs:
+            cls_feat = conv(cls_feat)
+        reg_feat = x
+        for conv in self.reg_convs:
+            reg_feat = conv(reg_feat)
+        obj_feat = cls_feat
+        obj_score = None
+        for conv, score in zip(self.obj_convs, self.retina_obj):
+            obj_feat = conv(obj_feat)
+            stage_logit = score(obj_feat)
+            # Residual connection in logit space (§3.2): each stage adds a correction.
+            obj_score = stage_logit if obj_score is None else obj_score + stage_logit
+        return self.retina_cls(cls_feat), self.retina_reg(reg_feat), obj_score
+
+    def _check_outputs(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                       obj_scores: List[Tensor]) -> None:
+        num_levels = self.prior_generator.num_levels
+        for name, value in (('cls_scores', cls_scores), ('bbox_preds', bbox_preds),
+                            ('obj_scores', obj_scores)):
+            if len(value) != num_levels:
+                raise ValueError(f'{name} must have one tensor per level ({num_levels}), '
+                                 f'got {len(value)}')
+        for level, (cls_score, obj_score) in enumerate(zip(cls_scores, obj_scores)):
+            expected = (cls_score.size(0), self.num_base_priors) + tuple(cls_score.shape[-2:])
+            if tuple(obj_score.shape) != expected:
+                raise ValueError(f'obj_scores[{level}] must have shape {expected}, '
+                                 f'got {tuple(obj_score.shape)}')
+
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     obj_scores: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+        """ResObj losses over all levels and images (§3.3).
+
+        Returns:
+            dict: ``loss_cls`` (positive-only class BCE), ``loss_obj`` (objectness BCE over valid
+            anchors) and ``loss_bbox``, each a scalar.
+        """
+        self._check_outputs(cls_scores, bbox_preds, obj_scores)
+        batch_gt_instances = [drop_degenerate_boxes(gt) for gt in batch_gt_instances]
+        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
+        anchor_list, valid_flag_list = self.get_anchors(
+            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        (labels_list, label_weights_list, bbox_targets_list, bbox_weights_list,
+         _) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
+                               batch_gt_instances_ignore=batch_gt_instances_ignore)
+
+        # Image-major, then level, then (H, W, A): the layout of mmdet's target lists.
+        num_imgs = len(batch_img_metas)
+        reg_dim = self.bbox_coder.encode_size
+        cls_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
+                               for s in cls_scores], dim=1).reshape(-1, self.cls_out_channels)
+        obj_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1) for s in obj_scores],
+                              dim=1).reshape(-1)
+        bbox_pred = torch.cat([p.permute(0, 2, 3, 1).reshape(num_imgs, -1, reg_dim)
+                               for p in bbox_preds], dim=1).reshape(-1, reg_dim)
+        labels = torch.cat(labels_list, dim=1).reshape(-1)
+        label_weights = torch.cat(label_weights_list, dim=1).reshape(-1)
+        bbox_targets = torch.cat(bbox_targets_list, dim=1)
+        bbox_targets = bbox_targets.reshape(-1, bbox_targets.size(-1))
+        bbox_weights = torch.cat(bbox_weights_list, dim=1)
+        bbox_weights = bbox_weights.reshape(-1, bbox_weights.size(-1))
+
+        num_pos = positive_mask(labels, label_weights, self.num_classes).sum()
+        obj_norm, cls_norm, box_norm = self.loss_cls.normalizers(num_pos)
+        loss_cls, loss_obj = self.loss_cls(cls_score, obj_score, labels, label_weights,
+                                           obj_avg_factor=obj_norm, cls_avg_factor=cls_norm)
+        if self.reg_decoded_bbox:
+            anchors = torch.cat([get_box_tensor(cat_boxes(anchors)) for anchors in anchor_list])
+            bbox_pred = get_box_tensor(self.bbox_coder.decode(anchors, bbox_pred))
+        loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=box_norm)
+        return dict(loss_cls=loss_cls, loss_obj=loss_obj, loss_bbox=loss_bbox)
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        obj_scores: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True) -> InstanceList:
+        """Boxes scored by ``sigmoid(obj) * sigmoid(cls)``, through mmdet's stock post-processing.
+
+        The fused score is passed as a logit (:func:`fuse_objectness_logits`), so the stock
+        ``nms_pre`` top-k, ``score_thr`` and NMS act on it (§3.4).
+        """
+        self._check_outputs(cls_scores, bbox_preds, obj_scores)
+        fused_scores = []
+        for cls_score, obj_score in zip(cls_scores, obj_scores):
+            num_imgs, _, height, width = cls_score.shape
+            # Channel a*K + k of the class map belongs to anchor a, like channel a of obj_score.
+            fused = fuse_objectness_logits(
+                cls_score.reshape(num_imgs, self.num_base_priors, self.cls_out_channels, height,
+                                  width),
+                obj_score.unsqueeze(2))
+            fused_scores.append(fused.reshape_as(cls_score))
+        return super().predict_by_feat(
+            fused_scores, bbox_preds, score_factors=None, batch_img_metas=batch_img_metas,
+            cfg=cfg, rescale=rescale, with_nms=with_nms)

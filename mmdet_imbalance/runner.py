@@ -1,0 +1,182 @@
+"""Turning a row config plus command-line choices into a checked mmengine Runner config.
+
+Shared by ``tools/train.py``, ``tools/test.py`` and the Table 1 tool, so every entry point applies
+the embedded-dataset switch, the COCO data root and the input checks the same way, and fails with
+a message that names the file or key at fault before any model is built.
+"""
+import os
+import os.path as osp
+from typing import Any, Dict, Optional
+
+from mmengine.config import Config, ConfigDict
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MINI_DATASET_DIR = osp.join(REPO_ROOT, 'configs', 'mini', '_base_', 'datasets')
+DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
+             'test_evaluator')
+
+
+def load_config(path: str) -> Config:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    return Config.fromfile(path)
+
+
+def mini_dataset_names():
+    if not osp.isdir(MINI_DATASET_DIR):
+        return []
+    return sorted(f[:-3] for f in os.listdir(MINI_DATASET_DIR) if f.endswith('.py'))
+
+
+def set_num_classes(node: Any, num_classes: int) -> int:
+    """Set every ``num_classes`` key in a (nested) model config; returns how many were set."""
+    count = 0
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'num_classes':
+                node[key] = num_classes
+                count += 1
+            else:
+                count += set_num_classes(value, num_classes)
+    elif isinstance(node, (list, tuple)):
+        count += sum(set_num_classes(v, num_classes) for v in node)
+    return count
+
+
+def use_mini_dataset(cfg: Config, name: str) -> Config:
+    """Switch a mini config to another embedded dataset (``configs/mini/_base_/datasets/<name>.py``).
+
+    The dataloaders and evaluators are replaced whole, and every ``num_classes`` of the model follows
+    the new dataset's classes, so one row config serves every embedded dataset.
+    """
+    names = mini_dataset_names()
+    if name not in names:
+        raise ValueError(f"--dataset '{name}' is not an embedded dataset; choose one of {names} "
+                         f'(files in {MINI_DATASET_DIR})')
+    dataset_type = cfg.get('train_dataloader', {}).get('dataset', {}).get('type')
+    if dataset_type != 'EmbeddedCocoDataset':
+        raise ValueError(f'--dataset applies to mini configs on embedded data; {cfg.filename} '
+                         f'trains on {dataset_type!r}. Use --data-root for COCO configs.')
+    data_cfg = Config.fromfile(osp.join(MINI_DATASET_DIR, f'{name}.py'))
+    for key in DATA_KEYS:
+        cfg[key] = data_cfg[key]
+    set_num_classes(cfg.model, len(data_cfg.metainfo['classes']))
+    return cfg
+
+
+def use_coco_root(cfg: Config, data_root: str) -> Config:
+    """Point a COCO config's datasets and evaluators at ``data_root`` and check the files exist."""
+    data_root = data_root.rstrip('/') + '/'
+    required = ['annotations/instances_train2017.json', 'annotations/instances_val2017.json',
+                'train2017', 'val2017']
+    missing = [p for p in required if not osp.exists(osp.join(data_root, p))]
+    if missing:
+        raise FileNotFoundError(
+            f'--data-root {data_root} is not a COCO 2017 root: missing {missing}. It must hold '
+            'annotations/instances_{train,val}2017.json and the train2017/ and val2017/ folders.')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        _dataset_of(cfg[key]).data_root = data_root
+    for key in ('val_evaluator', 'test_evaluator'):
+        if cfg.get(key) and 'ann_file' in cfg[key]:
+            cfg[key].ann_file = osp.join(data_root, osp.relpath(
+                cfg[key].ann_file, cfg[key].ann_file.split('annotations/')[0]))
+    return cfg
+
+
+def _dataset_of(loader: ConfigDict) -> ConfigDict:
+    dataset = loader.dataset
+    while 'dataset' in dataset:  # wrappers such as RepeatDataset / ClassBalancedDataset
+        dataset = dataset.dataset
+    return dataset
+
+
+def check_data_files(cfg: Config) -> None:
+    """Fail early, naming the config key and path, when a non-embedded dataset's files are missing."""
+    for key in ('train_dataloader', 'val_dataloader'):
+        if not cfg.get(key):
+            continue
+        dataset = _dataset_of(cfg[key])
+        if dataset.get('type') == 'EmbeddedCocoDataset':
+            continue  # prepared on first use
+        root = dataset.get('data_root', '') or ''
+        ann = osp.join(root, dataset.get('ann_file', ''))
+        if not osp.isfile(ann):
+            raise FileNotFoundError(
+                f'{key}.dataset.ann_file: {ann} does not exist (config {cfg.filename}). For the '
+                'COCO rows pass --data-root /path/to/coco; for CPU runs use configs/mini/.')
+        img_dir = osp.join(root, (dataset.get('data_prefix') or {}).get('img', ''))
+        if not osp.isdir(img_dir):
+            raise FileNotFoundError(f'{key}.dataset.data_prefix.img: folder {img_dir} does not '
+                                    f'exist (config {cfg.filename}).')
+
+
+# Losses defined on per-class sigmoid logits (a binary decision per class, no background column).
+SIGMOID_ONLY_LOSSES = ('FocalLoss', 'GHMC', 'APLoss', 'DRLoss', 'ResObjLoss')
+# Heads whose classifier is a softmax over C+1 classes unless their loss says use_sigmoid=True.
+SOFTMAX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead',
+                 'SamplingFreeBBoxHead')
+
+
+def check_loss_head_compat(node: Any, path: str = 'model') -> None:
+    """Reject a sigmoid-only classification loss on a softmax head, naming the config key.
+
+    Such a config would otherwise build, then fail deep inside the loss with a shape error (or,
+    worse, train on the wrong logits).
+    """
+    if isinstance(node, dict):
+        loss = node.get('loss_cls')
+        if isinstance(loss, dict) and loss.get('type') in SIGMOID_ONLY_LOSSES:
+            softmax_head = node.get('type') in SOFTMAX_HEADS
+            if softmax_head or loss.get('use_sigmoid') is False:
+                raise ValueError(
+                    f"{path}.loss_cls: {loss['type']} expects per-class sigmoid logits, but "
+                    f"{path} ({node.get('type')}) "
+                    + ('is a softmax classifier. ' if softmax_head else 'sets use_sigmoid=False. ')
+                    + 'Use it in a sigmoid head (e.g. RetinaHead) or pick a softmax loss such as '
+                    "CrossEntropyLoss(use_sigmoid=False).")
+        for key, value in node.items():
+            check_loss_head_compat(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            check_loss_head_compat(value, f'{path}[{index}]')
+
+
+def build_runner_config(config: str,
+                        work_dir: Optional[str] = None,
+                        dataset: Optional[str] = None,
+                        data_root: Optional[str] = None,
+                        cfg_options: Optional[Dict[str, Any]] = None,
+                        launcher: str = 'none',
+                        resume: Optional[str] = None,
+                        amp: bool = False,
+                        auto_scale_lr: bool = False) -> Config:
+    """The Runner config for ``config`` with the command-line choices applied and checked."""
+    import mmdet_imbalance  # noqa: F401  (registers modules before the config is built)
+    cfg = load_config(config)
+    if dataset:
+        use_mini_dataset(cfg, dataset)
+    if data_root:
+        use_coco_root(cfg, data_root)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    check_loss_head_compat(cfg.model)
+    check_data_files(cfg)
+    cfg.launcher = launcher
+    if work_dir:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError(f'{config}: --auto-scale-lr needs auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume {resume}: no such checkpoint')
+        cfg.resume, cfg.load_from = True, resume
+    return cfg

@@ -1,0 +1,183 @@
+"""Collectors on synthetic mmengine-style work dirs: median time, warm-up skipping, mean/std, noise
+marking and ΔAP pairing."""
+import json
+import math
+import os
+
+import pytest
+
+from mmdet_imbalance.table.collect import (RunResult, Stat, aggregate, collect_run, is_noise,
+                                          mean_std, paired_differences, paired_ratios,
+                                          speed_arrow, steady_state_seconds)
+
+
+def write_run_json(work_dir, **fields):
+    record = dict(status='finished', iter_times=[], unsteady_iters=[], peak_memory_mb=None,
+                  final_metrics={}, ap=None, hyperparams=None, iter=None, max_iters=None)
+    record.update(fields)
+    os.makedirs(os.path.join(work_dir, 'imbalance'), exist_ok=True)
+    with open(os.path.join(work_dir, 'imbalance', 'run.json'), 'w') as f:
+        json.dump(record, f)
+
+
+def write_scalars(work_dir, timestamp, lines):
+    """An mmengine ``<ts>/vis_data/scalars.json``: one JSON object per line."""
+    folder = os.path.join(work_dir, timestamp, 'vis_data')
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, 'scalars.json'), 'w') as f:
+        for line in lines:
+            f.write(json.dumps(line) + '\n')
+
+
+def train_line(step, time, memory=None):
+    line = dict(lr=0.01, data_time=0.01, loss=1.0, loss_cls=0.5, loss_bbox=0.5, time=time,
+                iter=step, step=step)
+    if memory is not None:
+        line['memory'] = memory
+    return line
+
+
+# -- median steady-state time --------------------------------------------------------------------
+def test_median_skips_warmup():
+    # Three slow warm-up iterations, then 0.1 s; the median of the rest is 0.1 exactly.
+    times = [3.0, 2.0, 1.0, 0.1, 0.1, 0.1, 0.5]
+    assert steady_state_seconds(times, warmup_iters=3) == pytest.approx(0.1)
+    # Unskipped, the warm-up moves the median: sorted [0.1, 0.1, 0.1, 0.5, 1, 2, 3] -> 0.5.
+    assert steady_state_seconds(times, warmup_iters=0) == pytest.approx(0.5)
+
+
+def test_short_run_skips_only_half():
+    # 4 iterations, warm-up 10: only the first 2 are skipped, median of [0.2, 0.4] = 0.3.
+    assert steady_state_seconds([9.0, 9.0, 0.2, 0.4], warmup_iters=10) == pytest.approx(0.3)
+
+
+def test_unsteady_iterations_and_nan_are_dropped():
+    times = [1.0, 1.0, 0.2, 5.0, 0.2, float('nan'), 0.4]
+    # Skip 2 warm-up; drop iteration 3 (spans an evaluation) and the NaN: median of
+    # [0.2, 0.2, 0.4] = 0.2.
+    assert steady_state_seconds(times, unsteady_iters=[3], warmup_iters=2) == pytest.approx(0.2)
+
+
+def test_no_usable_time_gives_none():
+    assert steady_state_seconds([]) is None
+    assert steady_state_seconds([1.0, 2.0], unsteady_iters=[1], warmup_iters=1) is None
+    with pytest.raises(ValueError, match='warmup_iters'):
+        steady_state_seconds([1.0], warmup_iters=-1)
+
+
+# -- one run -------------------------------------------------------------------------------------
+def test_collect_run_from_run_json(tmp_path):
+    wd = str(tmp_path / 'ohem')
+    times = [2.0] * 4 + [0.3, 0.5, 9.0, 9.0, 0.4, 0.6]
+    write_run_json(wd, iter_times=times, unsteady_iters=[6, 7], peak_memory_mb=812.5,
+                   final_metrics={'coco/bbox_mAP': 0.367, 'coco/bbox_mAP_50': 0.6}, ap=36.7,
+                   hyperparams=dict(count=2), iter=10, max_iters=10)
+    run = collect_run(wd, warmup_iters=4)
+    assert run.source == 'run.json' and run.finished
+    assert run.ap == pytest.approx(36.7)
+    # 4 warm-up iterations and iterations 6, 7 (after an evaluation) dropped: median of
+    # [0.3, 0.5, 0.4, 0.6] = 0.45 (it would be 0.55 with them).
+    assert run.sec_per_iter == pytest.approx(0.45)
+    assert run.peak_memory_mb == 812.5 and run.hyperparams == 2
+
+
+def test_collect_run_falls_back_to_mmengine_scalars(tmp_path):
+    wd = str(tmp_path / 'retinanet')
+    lines = [train_line(s, t, memory=m) for s, t, m in
+             [(10, 5.0, 100), (20, 0.8, 120), (30, 0.6, 90), (40, 0.7, 110)]]
+    lines.append({'coco/bbox_mAP': 0.365, 'coco/bbox_mAP_50': 0.55, 'data_time': 0.1,
+                  'time': 0.2, 'step': 1})
+    write_scalars(wd, '20240101_000000', lines)
+    run = collect_run(wd, warmup_iters=10)
+    assert run.source == 'scalars.json' and run.finished
+    assert run.ap == pytest.approx(36.5)
+    # step 10 is inside the warm-up; the validation line's 'time' is not a training time.
+    assert run.sec_per_iter == pytest.approx(0.7)
+    assert run.peak_memory_mb == 120
+
+
+def test_scalars_of_a_resumed_run_are_merged(tmp_path):
+    wd = str(tmp_path / 'ghm')
+    write_scalars(wd, '20240101_000000', [train_line(20, 0.5), train_line(30, 0.5)])
+    # Resumed from a checkpoint at 20: step 30 replayed (slower now), then 40 and 50, then eval.
+    write_scalars(wd, '20240102_000000', [train_line(30, 0.9), train_line(40, 0.9),
+                                          train_line(50, 0.9),
+                                          {'coco/bbox_mAP': 0.2, 'step': 1}])
+    run = collect_run(wd, warmup_iters=10)
+    # steps 20..50 -> [0.5, 0.9, 0.9, 0.9], median 0.9; the replayed step 30 counted once.
+    assert run.sec_per_iter == pytest.approx(0.9)
+    assert run.ap == pytest.approx(20.0)
+
+
+def test_missing_and_unfinished_runs(tmp_path):
+    assert collect_run(str(tmp_path / 'nothing')).status == 'missing'
+    wd = str(tmp_path / 'running')
+    write_scalars(wd, '20240101_000000', [train_line(10, 0.5)])
+    assert collect_run(wd).status == 'running'
+    # A half-written last line (run still alive) is ignored, not an error.
+    with open(os.path.join(wd, '20240101_000000', 'vis_data', 'scalars.json'), 'a') as f:
+        f.write('{"coco/bbox_m')
+    assert collect_run(wd).ap is None
+
+
+# -- seeds ---------------------------------------------------------------------------------------
+def test_mean_std_is_sample_std():
+    stat = mean_std([30.0, 32.0, 34.0])
+    # mean 32; sample variance ((-2)^2 + 0 + 2^2) / (3 - 1) = 4 -> std 2
+    assert stat.mean == pytest.approx(32.0) and stat.std == pytest.approx(2.0) and stat.n == 3
+    single = mean_std([31.0, None, float('nan')])
+    assert single.mean == 31.0 and single.std is None and single.n == 1
+    assert mean_std([]).mean is None
+
+
+def test_noise_marking():
+    assert is_noise(Stat(0.2, 0.5, 3)) is True
+    assert is_noise(Stat(-0.2, 0.5, 3)) is True
+    assert is_noise(Stat(1.0, 0.3, 3)) is False
+    assert is_noise(Stat(1.0, None, 1)) is None  # one seed: spread unknown, never "significant"
+
+
+def runs_of(aps, finished=True):
+    return {seed: RunResult(work_dir=f's{seed}', status='finished' if finished else 'running',
+                            ap=ap, sec_per_iter=None if ap is None else 0.1 * (seed + 1))
+            for seed, ap in aps.items()}
+
+
+def test_delta_ap_is_paired_by_seed():
+    row = runs_of({0: 31.0, 1: 33.0, 2: 35.0})
+    base = runs_of({0: 30.0, 1: 30.0})
+    # seed 2 has no baseline run: it is not paired with another seed's baseline.
+    assert paired_differences(row, base) == {0: pytest.approx(1.0), 1: pytest.approx(3.0)}
+    base[1] = RunResult(work_dir='x', status='running', ap=10.0)
+    assert paired_differences(row, base) == {0: pytest.approx(1.0)}
+
+
+def test_aggregate_marks_noise_and_ratio():
+    row = runs_of({0: 30.4, 1: 29.8, 2: 30.3})
+    base = runs_of({0: 30.0, 1: 30.0, 2: 30.0})
+    for seed in row:
+        row[seed].sec_per_iter = 0.2
+        base[seed].sec_per_iter = 0.1
+    res = aggregate('x', row, base)
+    deltas = [0.4, -0.2, 0.3]
+    mean = sum(deltas) / 3
+    std = math.sqrt(sum((d - mean) ** 2 for d in deltas) / 2)
+    assert res.status == 'ok'
+    assert res.delta_ap.mean == pytest.approx(mean) and res.delta_ap.std == pytest.approx(std)
+    assert res.delta_noise is (abs(mean) < std) is True
+    assert res.speed_ratio.mean == pytest.approx(2.0)
+    assert paired_ratios(row, base) == {s: pytest.approx(2.0) for s in row}
+
+
+def test_aggregate_status():
+    assert aggregate('x', {0: RunResult('a', 'missing')}, None).status == 'not run'
+    partial = aggregate('x', {0: RunResult('a', 'finished', ap=1.0),
+                              1: RunResult('b', 'running')}, None)
+    assert partial.status == 'partial' and partial.ap.n == 1
+
+
+def test_speed_arrow():
+    assert speed_arrow(1.3) == '↓'
+    assert speed_arrow(0.7) == '↑'
+    assert speed_arrow(1.02) == '-'
+    assert speed_arrow(None) == ''

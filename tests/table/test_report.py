@@ -1,0 +1,93 @@
+"""The writers: md, csv, json and png from aggregated results, finite numbers only, and rows without
+results rendered as such."""
+import csv
+import json
+import math
+
+from mmdet_imbalance.table.collect import RowResult, RunResult, aggregate
+from mmdet_imbalance.table.report import write_all
+from mmdet_imbalance.table.rows import get_row
+
+META = dict(benchmark='mini', dataset='trees', seeds=2, command='python tools/table1.py',
+            machine='test', date='2024-01-01', wall_time='0m01s', warmup_iters=10,
+            config_deltas={'ohem': ['model.train_cfg.rcnn.sampler.type']})
+
+
+def runs(aps, sec):
+    return {seed: RunResult(work_dir=f'w{seed}', status='finished', source='run.json', ap=ap,
+                            sec_per_iter=sec, peak_memory_mb=500. + seed, hyperparams=2)
+            for seed, ap in enumerate(aps)}
+
+
+def results():
+    base = runs([30.0, 31.0], 0.10)
+    ohem = runs([30.5, 30.9], 0.13)  # ΔAP +0.5, -0.1: mean 0.2 < std 0.42 -> noise
+    out = {'faster-rcnn': aggregate('faster-rcnn', base, None),
+           'ohem': aggregate('ohem', ohem, base),
+           'isr': RowResult(key='isr', status='not implemented',
+                            reason='no config configs/mini/faster-rcnn_mini_isr.py'),
+           'iou-balanced': aggregate('iou-balanced', {0: RunResult('w', 'missing'),
+                                                      1: RunResult('w', 'missing')}, base)}
+    out['faster-rcnn'].hyperparams = 2
+    out['ohem'].hyperparams = 2
+    return out
+
+
+ROWS = [get_row(k) for k in ('faster-rcnn', 'ohem', 'iou-balanced', 'isr')]
+
+
+def numbers_in(obj):
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, (int, float)):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from numbers_in(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from numbers_in(v)
+
+
+def test_writers_produce_all_files_with_finite_numbers(tmp_path):
+    paths = write_all(str(tmp_path), ROWS, results(), META)
+    assert set(paths) == {'md', 'csv', 'json', 'png'}
+    with open(paths['png'], 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    data = json.load(open(paths['json']))
+    assert data['meta']['benchmark'] == 'mini'
+    values = list(numbers_in(data))
+    assert values and all(math.isfinite(v) for v in values)
+    by_key = {r['key']: r for r in data['rows']}
+    assert by_key['ohem']['delta_ap_mean'] == 0.2
+    assert by_key['ohem']['delta_ap_noise'] is True
+    assert by_key['ohem']['speed_ratio_mean'] == 1.3 and by_key['ohem']['speed_arrow'] == '↓'
+    with open(paths['csv'], newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['key'] for r in rows] == ['faster-rcnn', 'ohem', 'iou-balanced', 'isr']
+    for r in rows:
+        for field in ('ap_mean', 'ap_std', 'delta_ap_mean', 'speed_ratio_mean',
+                      'peak_memory_mb', 'published_ap', 'zoo_ap'):
+            if r[field] != '':
+                assert math.isfinite(float(r[field])), (r['key'], field)
+    assert float(rows[0]['ap_mean']) == 30.5 and float(rows[0]['zoo_ap']) == 37.4
+
+
+def test_rows_without_results_show_no_number(tmp_path):
+    paths = write_all(str(tmp_path), ROWS, results(), META)
+    md = open(paths['md']).read()
+    lines = {line.split(' | ')[1]: line for line in md.splitlines()
+             if line.startswith('| ') and ' | ' in line}
+    isr = lines['ISR']
+    assert 'not implemented' in isr
+    # Only the review's published columns carry numbers on that row, never ours.
+    assert isr.split(' | ')[3:8] == ['not implemented', '', '', '', '']
+    assert 'not run' in lines['IoU-balanced sampling']
+    assert '+0.2 ± 0.4 (noise)' in lines['OHEM']
+    assert '1.30 ± 0.00 ↓' in lines['OHEM']
+    assert 'no config configs/mini/faster-rcnn_mini_isr.py' in md
+    assert '`model.train_cfg.rcnn.sampler.type`' in md
+    data = json.load(open(paths['json']))
+    isr_rec = next(r for r in data['rows'] if r['key'] == 'isr')
+    assert isr_rec['status'] == 'not implemented'
+    assert isr_rec['ap_mean'] is None and isr_rec['hyperparams'] is None

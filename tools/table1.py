@@ -1,0 +1,443 @@
+"""Regenerate Table 1 of the foreground-background imbalance review from one codebase.
+
+    python tools/table1.py                                   # mini table on trees, 1 seed
+    python tools/table1.py --dataset shapes --rows ohem,isr  # two rows (+ their baseline)
+    python tools/table1.py --seeds 3                         # mean ± std, noise marking
+    python tools/table1.py --collect-only                    # only re-read finished runs
+    python tools/table1.py --benchmark coco --data-root data/coco --launcher pytorch --gpus 8
+
+Every selected row is trained (baselines first) in its own process with ``tools/train.py``, into
+``<work-dir>/<benchmark>[-<dataset>]/seed<k>/<config stem>/``, then the runs are collected and
+``<work-dir>/table1.{md,csv,json,png}`` are written. Rerunning skips rows whose run finished,
+resumes runs that were killed (from their last checkpoint), and ``--force`` retrains. Rows whose
+config or modules do not exist yet are listed as "not implemented". See docs/table1.md.
+"""
+import argparse
+import os
+import os.path as osp
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from mmdet_imbalance.table import collect, report  # noqa: E402
+from mmdet_imbalance.table.rows import (BENCHMARKS, ROWS, Row, get_row,  # noqa: E402
+                                        select_rows, valid_row_names)
+
+MINI_DATASETS = ('trees', 'shapes')
+COCO_FILES = ('annotations/instances_train2017.json', 'annotations/instances_val2017.json',
+              'train2017', 'val2017')
+POLL_SECONDS = 1.0
+NON_TTY_PRINT_SECONDS = 10.0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--benchmark', choices=BENCHMARKS, default='mini',
+                        help='mini: CPU-scale rows on embedded data; coco: the R50-FPN 1x rows')
+    parser.add_argument('--dataset', choices=MINI_DATASETS, default='trees',
+                        help='embedded dataset of the mini benchmark')
+    parser.add_argument('--rows', default='all',
+                        help='all, baselines, or a comma list of row keys/names '
+                             f'({", ".join(valid_row_names())})')
+    parser.add_argument('--seeds', type=int, default=1, help='train every row with seeds 0..N-1')
+    parser.add_argument('--force', action='store_true', help='retrain rows that already finished')
+    parser.add_argument('--collect-only', action='store_true',
+                        help='train nothing; build the table from the runs found')
+    parser.add_argument('--work-dir', default='work_dirs/table1',
+                        help='root of the row runs and of the table files')
+    parser.add_argument('--max-iters', type=int,
+                        help='cap every run at this many iterations (evaluated at the end): '
+                             'smoke tests of the tool, not results')
+    parser.add_argument('--warmup-iters', type=int, default=collect.WARMUP_ITERS,
+                        help='iterations skipped before timing')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value overrides passed to every run')
+    parser.add_argument('--data-root', default='data/coco',
+                        help='COCO 2017 root for --benchmark coco')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--gpus', type=int, default=1, help='GPUs per run (coco)')
+    parser.add_argument('--gpus-per-node', type=int, default=8, help='slurm: GPUs per node')
+    parser.add_argument('--partition', help='slurm partition')
+    parser.add_argument('--python', default=sys.executable, help='interpreter for the runs')
+    parser.add_argument('--publish', metavar='DIR',
+                        help='also copy table1.md and table1.png into DIR (e.g. docs/)')
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f'--seeds must be >= 1, got {args.seeds}')
+    if args.max_iters is not None and args.max_iters < 1:
+        parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
+    if args.gpus < 1:
+        parser.error(f'--gpus must be >= 1, got {args.gpus}')
+    if args.launcher == 'slurm' and not args.partition:
+        parser.error('--launcher slurm needs --partition')
+    try:
+        args.selected = select_rows(args.rows, args.benchmark)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+# -- set-up checks -------------------------------------------------------------------------------
+def check_coco_root(data_root: str) -> None:
+    """Fail before training anything when ``data_root`` is not a COCO 2017 root."""
+    missing = [p for p in COCO_FILES if not osp.exists(osp.join(data_root, p))]
+    if missing:
+        raise SystemExit(
+            f'error: --data-root {data_root} holds no COCO 2017 dataset (missing: '
+            f'{", ".join(missing)}). Download COCO 2017 and point --data-root at the folder that '
+            'holds annotations/, train2017/ and val2017/, or use --benchmark mini.')
+
+
+def inspect_row(row: Row, benchmark: str):
+    """(status, reason, hyperparam count) of a row: 'not implemented' when its config is missing,
+    does not load, or names modules no registry knows."""
+    from mmengine.config import Config
+    from mmdet_imbalance.table.hyperparams import count_hyperparams
+    rel = row.config(benchmark)
+    path = osp.join(REPO_ROOT, rel)
+    if not osp.isfile(path):
+        return 'not implemented', f'no config {rel}', None
+    try:
+        cfg = Config.fromfile(path)
+        counted = count_hyperparams(row, cfg)
+    except (ImportError, KeyError, TypeError, ValueError, SyntaxError, FileNotFoundError) as err:
+        return 'not implemented', f'{rel}: {type(err).__name__}: {err}', None
+    return 'ok', '', counted
+
+
+def config_delta_keys(row: Row, benchmark: str):
+    """The dotted config keys a row changes against its baseline (empty when config_diff or a
+    config is unavailable)."""
+    if row.baseline is None:
+        return []
+    try:
+        from mmengine.config import Config
+        from mmdet_imbalance.table.config_diff import config_delta
+        base = Config.fromfile(osp.join(REPO_ROOT, get_row(row.baseline).config(benchmark)))
+        own = Config.fromfile(osp.join(REPO_ROOT, row.config(benchmark)))
+        return sorted(config_delta(own, base))
+    except (ImportError, OSError, KeyError, TypeError, ValueError):
+        return []
+
+
+# -- runs ----------------------------------------------------------------------------------------
+def bench_dir(args) -> str:
+    name = args.benchmark + (f'-{args.dataset}' if args.benchmark == 'mini' else '')
+    return osp.join(args.work_dir, name)
+
+
+def run_dir(args, row: Row, seed: int) -> str:
+    stem = osp.splitext(osp.basename(row.config(args.benchmark)))[0]
+    return osp.join(bench_dir(args), f'seed{seed}', stem)
+
+
+def train_command(args, row: Row, seed: int, work_dir: str, resume: bool):
+    config = osp.join(REPO_ROOT, row.config(args.benchmark))
+    script = osp.join(REPO_ROOT, 'tools', 'train.py')
+    options = [f'randomness.seed={seed}']
+    if args.max_iters:
+        options += [f'train_cfg.max_iters={args.max_iters}',
+                    f'train_cfg.val_interval={args.max_iters}']
+    options += list(args.cfg_options)
+    tail = [config, '--work-dir', work_dir]
+    if args.benchmark == 'mini':
+        tail += ['--dataset', args.dataset]
+    else:
+        tail += ['--data-root', args.data_root, '--launcher', args.launcher]
+    if resume:
+        tail += ['--resume']
+    tail += ['--cfg-options', *options]
+    if args.benchmark == 'coco' and args.launcher == 'pytorch':
+        port = 20000 + (os.getpid() + seed) % 10000
+        return [args.python, '-m', 'torch.distributed.run', f'--nproc_per_node={args.gpus}',
+                f'--master_port={port}', script, *tail]
+    if args.benchmark == 'coco' and args.launcher == 'slurm':
+        per_node = min(args.gpus, args.gpus_per_node)
+        return ['srun', '-p', args.partition, f'--gres=gpu:{per_node}', f'--ntasks={args.gpus}',
+                f'--ntasks-per-node={per_node}', '--kill-on-bad-exit=1', args.python, '-u',
+                script, *tail]
+    return [args.python, script, *tail]
+
+
+def has_checkpoint(work_dir: str) -> bool:
+    return osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+
+
+def checkpoint_iter(work_dir: str) -> int:
+    """The iteration a resumed run starts from (``iter_<n>.pth`` in ``last_checkpoint``); 0 when
+    unknown (epoch checkpoints)."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            match = re.search(r'iter_(\d+)\.pth', f.read())
+    except OSError:
+        return 0
+    return int(match.group(1)) if match else 0
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
+
+
+class Progress:
+    """A live progress line over rows and iterations with an ETA: rewritten in place on a
+    terminal, printed every ~10 s otherwise (CI logs)."""
+
+    def __init__(self, total_iters: int, stream=sys.stdout):
+        self.total_iters = max(1, total_iters)
+        self.done_iters = 0
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.time()
+        self.train_seconds = 0.
+        self.last_print = 0.
+        self.width = 0
+
+    def rate(self, current_iter: int, current_elapsed: float):
+        iters = self.done_iters + current_iter
+        seconds = self.train_seconds + current_elapsed
+        return seconds / iters if iters else None
+
+    def update(self, label: str, current_iter: int, shown_iter: int, shown_max: int,
+               current_elapsed: float):
+        """``current_iter``: iterations this process has trained of the current run;
+        ``shown_iter`` / ``shown_max``: the run's own iteration counter (a resumed run starts
+        past 0)."""
+        now = time.time()
+        if not self.tty and now - self.last_print < NON_TTY_PRINT_SECONDS:
+            return
+        self.last_print = now
+        rate = self.rate(current_iter, current_elapsed)
+        remaining = max(0, self.total_iters - self.done_iters - current_iter)
+        eta = fmt_duration(rate * remaining) if rate else '?'
+        pct = min(100., 100. * (self.done_iters + current_iter) / self.total_iters)
+        line = (f'  {label}: iter {shown_iter}/{shown_max or "?"} | all rows {pct:5.1f}% | '
+                f'elapsed {fmt_duration(now - self.started)} | ETA {eta}')
+        if self.tty:
+            self.stream.write('\r' + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            self.stream.write(line + '\n')
+        self.stream.flush()
+
+    def clear(self):
+        if self.tty and self.width:
+            self.stream.write('\r' + ' ' * self.width + '\r')
+            self.stream.flush()
+            self.width = 0
+
+    def finish_run(self, iters: int, seconds: float):
+        self.done_iters += iters
+        self.train_seconds += seconds
+
+
+def train_run(args, row: Row, seed: int, progress: Progress, label: str, max_iters: int):
+    """Train one row/seed in a subprocess; returns (exit code, log path)."""
+    work_dir = run_dir(args, row, seed)
+    run = collect.read_json(osp.join(work_dir, collect.RUN_FILE)) or {}
+    resume = run.get('status') != 'finished' and has_checkpoint(work_dir)
+    start_iter = checkpoint_iter(work_dir) if resume else 0
+    os.makedirs(work_dir, exist_ok=True)
+    log_path = osp.join(work_dir, 'train_stdout.log')
+    cmd = train_command(args, row, seed, work_dir, resume)
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    started = time.time()
+    with open(log_path, 'a') as log:
+        log.write(f'\n$ {shlex.join(cmd)}\n')
+        log.flush()
+        # The run shares the tool's process group, so Ctrl-C in a terminal stops both; the
+        # handler below also stops it when the tool itself is told to terminate.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                env=env)
+        try:
+            while proc.poll() is None:
+                time.sleep(POLL_SECONDS)
+                state = collect.read_progress(work_dir) or {}
+                shown = int(state.get('iter') or start_iter)
+                progress.update(label, max(0, shown - start_iter), shown,
+                                int(state.get('max_iters') or max_iters),
+                                time.time() - started)
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            progress.clear()
+            raise
+    progress.clear()
+    state = collect.read_progress(work_dir) or {}
+    progress.finish_run(max(0, int(state.get('iter') or 0) - start_iter), time.time() - started)
+    return proc.returncode, log_path, resume
+
+
+def planned_iters(args, row: Row, seed: int) -> int:
+    """Iterations the run of ``row`` / ``seed`` still has to train (for the ETA)."""
+    return max(1, total_iters(args, row) - checkpoint_iter(run_dir(args, row, seed)))
+
+
+def total_iters(args, row: Row) -> int:
+    if args.max_iters:
+        return args.max_iters
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO_ROOT, row.config(args.benchmark)))
+    train_cfg = cfg.get('train_cfg', {})
+    if 'max_iters' in train_cfg:
+        return int(train_cfg['max_iters'])
+    # Epoch-based (COCO 1x): 118k images / 16 per iteration, 12 epochs.
+    return int(train_cfg.get('max_epochs', 12)) * 7330
+
+
+def row_line(row: Row, seed: int, run: collect.RunResult, base: collect.RunResult = None) -> str:
+    parts = [f'AP {run.ap:.1f}' if run.ap is not None else 'AP -']
+    if base is not None and run.ap is not None and base.ap is not None:
+        parts.append(f'ΔAP {run.ap - base.ap:+.1f}')
+    if base is not None and run.sec_per_iter and base.sec_per_iter:
+        ratio = run.sec_per_iter / base.sec_per_iter
+        parts.append(f'time ratio {ratio:.2f} {collect.speed_arrow(ratio)}')
+    if run.sec_per_iter:
+        parts.append(f'{run.sec_per_iter:.3f} s/iter')
+    if run.peak_memory_mb:
+        parts.append(f'peak {run.peak_memory_mb:.0f} MiB')
+    return ', '.join(parts)
+
+
+# -- main ----------------------------------------------------------------------------------------
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    # mmengine resolves ``mmdet::`` bases through pkg_resources, which warns on every config load.
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+    wall_start = time.time()
+    if args.benchmark == 'coco' and not args.collect_only:
+        check_coco_root(args.data_root)
+    import mmdet_imbalance  # noqa: F401  (registers the modules the configs name)
+
+    rows = args.selected
+    print(f'Table 1 ({args.benchmark}{"/" + args.dataset if args.benchmark == "mini" else ""}, '
+          f'{args.seeds} seed(s)): {len(rows)} row(s) -> {osp.abspath(bench_dir(args))}')
+    inspected = {}
+    for row in rows:
+        status, reason, counted = inspect_row(row, args.benchmark)
+        inspected[row.key] = (status, reason, counted)
+        if status != 'ok':
+            print(f'  {row.key:<28} not implemented: {reason}')
+    runnable = [r for r in rows if inspected[r.key][0] == 'ok']
+
+    failures = {}
+    if not args.collect_only:
+        todo = []
+        for seed in range(args.seeds):
+            for row in runnable:
+                wd = run_dir(args, row, seed)
+                done = collect.collect_run(wd, args.warmup_iters)
+                if done.finished and done.source == 'run.json' and not args.force:
+                    print(f'  {row.key:<28} seed {seed}: finished earlier, skipped '
+                          f'({row_line(row, seed, done)})')
+                    continue
+                if args.force and osp.isdir(wd):
+                    shutil.rmtree(wd)
+                todo.append((seed, row))
+        plans = {(seed, row.key): planned_iters(args, row, seed) for seed, row in todo}
+        progress = Progress(sum(plans.values()))
+        for index, (seed, row) in enumerate(todo, 1):
+            label = f'[{index}/{len(todo)}] {row.key} seed {seed}'
+            t0 = time.time()
+            rc, log_path, resumed = train_run(args, row, seed, progress, label,
+                                              total_iters(args, row))
+            run = collect.collect_run(run_dir(args, row, seed), args.warmup_iters)
+            took = fmt_duration(time.time() - t0)
+            if rc != 0 or not run.finished:
+                failures[(row.key, seed)] = f'training exited with code {rc}; see {log_path}'
+                print(f'{label}: FAILED after {took} (exit {rc}); log: {log_path}')
+                continue
+            base = (collect.collect_run(run_dir(args, get_row(row.baseline), seed),
+                                        args.warmup_iters) if row.baseline else None)
+            print(f'{label}: done in {took}{" (resumed)" if resumed else ""}: '
+                  f'{row_line(row, seed, run, base)}')
+
+    # Training order puts baselines first; the table keeps the review's order and groups.
+    rows = sorted(rows, key=ROWS.index)
+    results = collect_results(args, rows, inspected, failures)
+    meta = dict(
+        benchmark=args.benchmark, dataset=args.dataset if args.benchmark == 'mini' else None,
+        seeds=args.seeds, rows=[r.key for r in rows], warmup_iters=args.warmup_iters,
+        max_iters=args.max_iters,
+        command='python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:]),
+        machine=machine_description(), date=datetime.now().isoformat(timespec='seconds'),
+        wall_time=fmt_duration(time.time() - wall_start),
+        config_deltas={r.key: config_delta_keys(r, args.benchmark) for r in runnable})
+    paths = report.write_all(args.work_dir, rows, results, meta)
+    if args.publish:
+        os.makedirs(args.publish, exist_ok=True)
+        for ext in ('md', 'png'):
+            shutil.copy(paths[ext], osp.join(args.publish, osp.basename(paths[ext])))
+    print(f'Total wall time: {fmt_duration(time.time() - wall_start)}')
+    print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
+    return 1 if failures else 0
+
+
+def collect_results(args, rows, inspected, failures):
+    runs = {}
+    for row in rows:
+        if inspected[row.key][0] != 'ok':
+            continue
+        runs[row.key] = {seed: collect.collect_run(run_dir(args, row, seed), args.warmup_iters)
+                         for seed in range(args.seeds)}
+    results = {}
+    for row in rows:
+        status, reason, counted = inspected[row.key]
+        if status != 'ok':
+            results[row.key] = collect.RowResult(key=row.key, status=status, reason=reason)
+            continue
+        base_runs = runs.get(row.baseline) if row.baseline else None
+        if row.baseline and base_runs is None:
+            base_runs = {seed: collect.collect_run(run_dir(args, get_row(row.baseline), seed),
+                                                   args.warmup_iters)
+                         for seed in range(args.seeds)}
+        res = collect.aggregate(row.key, runs[row.key], base_runs)
+        res.hyperparams = counted.count
+        res.hyperparam_names = tuple(p.name for p in counted.params)
+        failed = [f'seed {s}: {msg}' for (k, s), msg in failures.items() if k == row.key]
+        if failed:
+            res.reason = '; '.join(failed)
+            if res.ap.n == 0:
+                res.status = 'failed'
+        elif res.status == 'not run':
+            res.reason = 'no finished run under ' + bench_dir(args)
+        results[row.key] = res
+    return results
+
+
+def machine_description() -> str:
+    import torch
+    if torch.cuda.is_available():
+        device = f'{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}'
+    else:
+        device = f'CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})'
+    return f'{platform.node()}: {device}, {platform.processor() or platform.machine()}, ' \
+           f'python {platform.python_version()}, torch {torch.__version__}'
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print('\ninterrupted. Rerun the same command to continue: finished rows are kept, the '
+              'interrupted run resumes from its last checkpoint.')
+        sys.exit(130)

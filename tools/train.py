@@ -1,0 +1,57 @@
+"""Train a row config: mmdet's tools/train.py plus the embedded-dataset switch and clear input checks.
+
+    python tools/train.py configs/mini/retinanet_mini.py
+    python tools/train.py configs/mini/retinanet_mini_ap-loss.py --dataset shapes
+    python tools/train.py configs/table1/retinanet_r50_fpn_1x_coco.py --data-root /data/coco
+    bash tools/dist_train.sh configs/table1/retinanet_r50_fpn_1x_coco.py 8
+
+Output goes to work_dirs/<config name>/ unless --work-dir is given. ``mim train mmdet <config>``
+runs the same configs through mmdet's own script.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Resuming an mmengine checkpoint on torch >= 2.6 needs full unpickling (mmengine#1655).
+os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mmdet_imbalance.runner import build_runner_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='row config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--dataset', help="embedded dataset for a mini config: 'trees' or 'shapes'")
+    parser.add_argument('--data-root', help='COCO root for a COCO config (annotations/, train2017/)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from a checkpoint path, or the latest in the work dir')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr linearly with the total batch size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=20')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmengine.runner import Runner
+    cfg = build_runner_config(
+        args.config, work_dir=args.work_dir, dataset=args.dataset, data_root=args.data_root,
+        cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume, amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr)
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
