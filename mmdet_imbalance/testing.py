@@ -32,7 +32,9 @@ def shrink_model_cfg(model_cfg: Union[Config, ConfigDict, dict]) -> ConfigDict:
     if backbone.get('type') == 'ResNet' and backbone.get('depth', 0) >= 50:
         backbone.depth = 18
         backbone.init_cfg = None
-        cfg.neck.in_channels = [64, 128, 256, 512]
+        # A neck may be a chain (Libra R-CNN: FPN then BFP); the first one reads the backbone.
+        first_neck = cfg.neck[0] if isinstance(cfg.neck, (list, tuple)) else cfg.neck
+        first_neck.in_channels = [64, 128, 256, 512]
     return cfg
 
 
@@ -57,11 +59,13 @@ def demo_batch(model,
                num_items: Optional[Sequence[int]] = None,
                num_classes: Optional[int] = None,
                training: bool = True,
-               seed: int = 0) -> dict:
+               seed: int = 0,
+               zero_width: int = 0) -> dict:
     """A preprocessed random batch for ``model``: noise images with random boxes and labels.
 
     ``num_items`` gives the number of ground-truth boxes per image (``[0, 3]``: the first image has
     none); by default 1 to 5. Labels are drawn from all ``num_classes`` foreground classes.
+    ``zero_width`` turns that many boxes of each image into zero-width boxes (x2 = x1).
     """
     import numpy as np
     from mmdet.structures import DetDataSample
@@ -77,6 +81,7 @@ def demo_batch(model,
         xy = rng.uniform(0, image_size * 0.7, size=(n, 2))
         wh = rng.uniform(image_size * 0.1, image_size * 0.3, size=(n, 2))
         boxes = np.concatenate([xy, np.minimum(xy + wh, image_size - 1)], axis=1)
+        boxes[:zero_width, 2] = boxes[:zero_width, 0]
         sample = DetDataSample(metainfo=dict(
             img_id=idx, img_shape=(image_size, image_size), ori_shape=(image_size, image_size),
             scale_factor=(1., 1.), pad_shape=(image_size, image_size), flip=False))

@@ -76,7 +76,7 @@ def test_short_training_run_reports_coco_ap(tmp_path):
     cmd = [sys.executable, os.path.join(REPO, 'tools/train.py'), MINI_RETINA,
            '--work-dir', str(work_dir), '--cfg-options', 'train_cfg.max_iters=4',
            'train_cfg.val_interval=4', 'train_dataloader.batch_size=2',
-           'default_hooks.checkpoint.interval=4']
+           'default_hooks.checkpoint.interval=4', 'model.test_cfg.score_thr=0.0']
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))

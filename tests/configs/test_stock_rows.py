@@ -129,10 +129,16 @@ def _freeze_trunk(model):
         part.requires_grad_(False)
 
 
+def _baseline_rcnn_num(model):
+    """The baseline's RoI batch: COCO's stock 512, or the mini recipe's 128 (scaled to its tiles);
+    the config-delta test checks that the row does not change it."""
+    return 128 if model.backbone.base_channels == 32 else 512
+
+
 def _check_ohem(model, monkeypatch, calls):
     sampler = model.roi_head.bbox_sampler
     assert type(sampler) is OHEMSampler and sampler.context is model.roi_head
-    assert (sampler.num, sampler.pos_fraction) == (512, 0.25)
+    assert (sampler.num, sampler.pos_fraction) == (_baseline_rcnn_num(model), 0.25)
     assert type(model.rpn_head.sampler) is RandomSampler
     _spy(monkeypatch, sampler, 'hard_mining', calls)
     return lambda losses: calls.get('hard_mining')
@@ -145,7 +151,8 @@ def _check_iou_balanced(model, monkeypatch, calls):
     neg = sampler.neg_sampler
     assert type(neg) is IoUBalancedNegSampler
     assert (neg.floor_thr, neg.floor_fraction, neg.num_bins) == (-1, 0, 3)
-    assert (sampler.num, sampler.pos_fraction, neg.num, neg.pos_fraction) == (512, .25, 512, .25)
+    num = _baseline_rcnn_num(model)
+    assert (sampler.num, sampler.pos_fraction, neg.num, neg.pos_fraction) == (num, .25, num, .25)
     _spy(monkeypatch, neg, 'sample_via_interval', calls)
     return lambda losses: calls.get('sample_via_interval')
 

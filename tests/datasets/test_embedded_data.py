@@ -102,8 +102,8 @@ def test_shapes_is_deterministic_sparse_and_multiclass(tmp_path):
     per_image = defaultdict(int)
     for ann in train['annotations']:
         per_image[ann['image_id']] += 1
-        assert 16 * 0.8 <= min(ann['bbox'][2:]) and max(ann['bbox'][2:]) <= 64 * 1.2
-    assert all(3 <= n <= 5 for n in per_image.values())
+        assert 20 * 0.8 <= min(ann['bbox'][2:]) and max(ann['bbox'][2:]) <= 72 * 1.2
+    assert all(2 <= n <= 4 for n in per_image.values())
 
 
 def test_prepare_is_idempotent_and_rejects_unknown_names(tmp_path, trees_root):

@@ -1,6 +1,6 @@
 # The CPU-scale recipe shared by every mini row: from scratch (no weights can be downloaded), so
 # AdamW with a short linear warm-up and a cosine decay, iteration-based, evaluated once at the end.
-max_iters = 300
+max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

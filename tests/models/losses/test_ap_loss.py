@@ -97,8 +97,8 @@ def test_loop_oracle_reproduces_hand_vectors():
 def random_case(gen, num, num_pos, scale, ties, ignore_frac=0.1, shape=None):
     logits = torch.randn(num, generator=gen, dtype=torch.float64) * scale
     if ties:
-        # Quantised logits create tied negatives, tied positives and entries exactly on the ramp
-        # ends s_i +- delta (e.g. 0.5 and -0.5 with delta 1.0 around -0.5 / 0.5 ...).
+        # Logits on a 0.25 grid: tied negatives, tied positives, and negatives exactly on the ramp
+        # ends s_i +- delta (including the cut-off min(s_P) - delta) for every tested delta.
         logits = torch.round(logits * 4) / 4
     targets = torch.zeros(num, dtype=torch.long)
     perm = torch.randperm(num, generator=gen)

@@ -26,11 +26,16 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
+# Data loading stays in the main process: on 2 cores a worker process competes with the training
+# threads and left each iteration waiting ~0.2 s for data (0.56 s/iter), while loading inline costs
+# ~10 ms per image (0.22 s/iter in all for RetinaNet).
 train_dataloader = dict(
     batch_size=4,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    num_workers=0,
+    persistent_workers=False,
+    # An endless sampler: mmengine's iteration loop sleeps 2 s at every epoch boundary, which on
+    # the 38 trees training tiles (9 batches) would add 0.2 s to every iteration.
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
@@ -44,8 +49,8 @@ train_dataloader = dict(
         backend_args=backend_args))
 val_dataloader = dict(
     batch_size=1,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(

@@ -1,0 +1,67 @@
+"""Run mmcv's compiled box ops in float32 on low-precision CPU tensors (CPU autocast, bf16 models).
+
+mmcv 2.1.0's CPU kernels of ``nms`` and ``roi_align`` have no bfloat16 or float16 path ("expected
+scalar type Float but found BFloat16"), so a two-stage detector cannot train or predict under
+``torch.autocast('cpu', dtype=torch.bfloat16)``: the RPN's bf16 scores reach ``nms`` and the bf16
+FPN features reach ``roi_align``. torch's autocast runs its own float32-only ops on inputs cast up;
+the same is done here for these two autograd functions: CPU inputs in bf16/fp16 are cast to float32
+for the kernel, RoIAlign's output is cast back to the features' dtype (the RoI extractor writes it
+into a tensor of that dtype) and its incoming gradient up to float32 (autograd casts the returned
+gradient back to the input's dtype). CUDA tensors, where mmcv has half kernels, and float32 inputs
+take the original code path unchanged.
+"""
+import functools
+
+import torch
+from mmcv.ops.nms import NMSop
+from mmcv.ops.roi_align import RoIAlignFunction
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+_MARK = '_mmdet_imbalance_fp32_on_cpu'
+
+
+def _needs_float32(tensor) -> bool:
+    return (isinstance(tensor, torch.Tensor) and tensor.device.type == 'cpu'
+            and tensor.dtype in LOW_PRECISION)
+
+
+def _patch_nms() -> None:
+    forward = NMSop.forward
+    if getattr(forward, _MARK, False):
+        return
+
+    @functools.wraps(forward)
+    def nms_forward(ctx, bboxes, scores, *args):
+        if _needs_float32(bboxes) or _needs_float32(scores):
+            bboxes, scores = bboxes.float(), scores.float()
+        return forward(ctx, bboxes, scores, *args)
+
+    setattr(nms_forward, _MARK, True)
+    NMSop.forward = staticmethod(nms_forward)
+
+
+def _patch_roi_align() -> None:
+    forward, backward = RoIAlignFunction.forward, RoIAlignFunction.backward
+    if getattr(forward, _MARK, False):
+        return
+
+    @functools.wraps(forward)
+    def roi_align_forward(ctx, input, rois, *args):
+        ctx.low_precision_dtype = input.dtype if _needs_float32(input) else None
+        if ctx.low_precision_dtype is None:
+            return forward(ctx, input, rois, *args)
+        return forward(ctx, input.float(), rois.float(), *args).to(ctx.low_precision_dtype)
+
+    @functools.wraps(backward)
+    def roi_align_backward(ctx, grad_output):
+        if getattr(ctx, 'low_precision_dtype', None) is not None:
+            grad_output = grad_output.float()
+        return backward(ctx, grad_output)
+
+    setattr(roi_align_forward, _MARK, True)
+    RoIAlignFunction.forward = staticmethod(roi_align_forward)
+    RoIAlignFunction.backward = staticmethod(roi_align_backward)
+
+
+_patch_nms()
+_patch_roi_align()
