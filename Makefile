@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATASET ?= trees
+DATASET ?= shapes
 ROWS ?= all
 
 .PHONY: setup data demo table baselines test

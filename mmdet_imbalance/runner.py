@@ -44,10 +44,10 @@ def set_num_classes(node: Any, num_classes: int) -> int:
 
 
 def use_mini_dataset(cfg: Config, name: str) -> Config:
-    """Switch a mini config to another embedded dataset (``configs/mini/_base_/datasets/<name>.py``).
+    """Switch a mini config to another embedded dataset (``configs/mini/_base_/datasets/*.py``).
 
-    The dataloaders and evaluators are replaced whole, and every ``num_classes`` of the model follows
-    the new dataset's classes, so one row config serves every embedded dataset.
+    The dataloaders and evaluators are replaced whole, and every ``num_classes`` of the model
+    follows the new dataset's classes, so one row config serves every embedded dataset.
     """
     names = mini_dataset_names()
     if name not in names:
@@ -91,7 +91,7 @@ def _dataset_of(loader: ConfigDict) -> ConfigDict:
 
 
 def check_data_files(cfg: Config) -> None:
-    """Fail early, naming the config key and path, when a non-embedded dataset's files are missing."""
+    """Fail early, naming the config key and path, when a non-embedded dataset lacks its files."""
     for key in ('train_dataloader', 'val_dataloader'):
         if not cfg.get(key):
             continue

@@ -7,9 +7,12 @@
 # Environment knobs:
 #   PYTHON=python3.11        interpreter for the venv (3.9 to 3.12; mmcv 2.1.0 has no 3.13 support)
 #   VENV=.venv               where the environment lives
-#   TORCH_SPEC=torch==2.13.0 the torch requirement; on a CUDA machine point pip at a CUDA build with
-#                            PIP_EXTRA_INDEX_URL. The default never pulls a CUDA build onto a
-#                            machine whose package source offers the CPU build.
+#   TORCH_SPEC=torch==2.13.0 the torch requirement. Where the package source offers a CPU build
+#                            (as this project's machines do) that is what it installs.
+#   TORCH_INDEX_URL=         an index to take torch from, e.g. PyTorch's CPU-only wheel index on a
+#                            machine without a GPU whose default index would serve a CUDA build,
+#                            or a CUDA index on a GPU machine. The script warns when it finds a
+#                            CUDA build of torch on a machine without an NVIDIA driver.
 #   MMCV_WHEELS=../shared/wheels  a folder of prebuilt mmcv wheels used as a pip cache if present;
 #                            without it mmcv is compiled from source (about 17 min on 2 cores) and pip
 #                            keeps the built wheel in its cache, so it is built once per machine.
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
 MMCV_WHEELS=${MMCV_WHEELS:-../shared/wheels}
 STACK="$TORCH_SPEC mmengine==0.10.7 mmcv==2.1.0 mmdet==3.3.0 pycocotools==2.0.11 openmim==0.3.9 deepforest==2.1.0 setup-v1"
 
@@ -50,8 +54,14 @@ if [ -d "$MMCV_WHEELS" ]; then findlinks=(--find-links "$MMCV_WHEELS"); fi
 
 say "build tools: setuptools<82 (mmcv's setup.py, mmengine and mim import pkg_resources), wheel"
 "${PIP[@]}" install -q "pip>=23" "setuptools>=69,<82" wheel
-say "torch: $TORCH_SPEC"
-"${PIP[@]}" install -q "$TORCH_SPEC"
+say "torch: $TORCH_SPEC${TORCH_INDEX_URL:+ from $TORCH_INDEX_URL}"
+torch_index=()
+if [ -n "$TORCH_INDEX_URL" ]; then torch_index=(--index-url "$TORCH_INDEX_URL"); fi
+"${PIP[@]}" install -q "${torch_index[@]}" "$TORCH_SPEC"
+torch_cuda=$("$VENV/bin/python" -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null || true)
+if [ -n "$torch_cuda" ] && ! command -v nvidia-smi >/dev/null; then
+  say "WARNING: torch is a CUDA $torch_cuda build but this machine has no NVIDIA driver; it runs on the CPU but costs gigabytes. For the CPU build: rm -rf $VENV and rerun with TORCH_INDEX_URL=<PyTorch's CPU wheel index>."
+fi
 
 if ! "$VENV/bin/python" -c 'import mmcv.ops' 2>/dev/null; then
   if ! "${PIP[@]}" download -q --no-deps --only-binary=:all: "${findlinks[@]}" -d "$(mktemp -d)" mmcv==2.1.0 >/dev/null 2>&1; then

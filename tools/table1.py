@@ -10,7 +10,7 @@ Every selected row is trained (baselines first) in its own process with ``tools/
 ``<work-dir>/<benchmark>[-<dataset>]/seed<k>/<config stem>/``, then the runs are collected and
 ``<work-dir>/table1.{md,csv,json,png}`` are written. Rerunning skips rows whose run finished,
 resumes runs that were killed (from their last checkpoint), and ``--force`` retrains. Rows whose
-config or modules do not exist yet are listed as "not implemented". See docs/table1.md.
+config or modules do not exist yet are listed as "not implemented". See docs/table1-method.md.
 """
 import argparse
 import os

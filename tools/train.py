@@ -1,4 +1,4 @@
-"""Train a row config: mmdet's tools/train.py plus the embedded-dataset switch and clear input checks.
+"""Train a row config: mmdet's tools/train.py plus the embedded-dataset switch and input checks.
 
     python tools/train.py configs/mini/retinanet_mini.py
     python tools/train.py configs/mini/retinanet_mini_ap-loss.py --dataset shapes
@@ -27,7 +27,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='row config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument('--dataset', help="embedded dataset for a mini config: 'trees' or 'shapes'")
+    parser.add_argument('--dataset',
+                        help="embedded dataset for a mini config: 'trees' or 'shapes'")
     parser.add_argument('--data-root', help='COCO root for a COCO config (annotations/, train2017/)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from a checkpoint path, or the latest in the work dir')

@@ -1,4 +1,4 @@
-"""Embedded benchmark data (trees from deepforest's photos, generated shapes) and its dataset class."""
+"""Embedded benchmark data (trees from deepforest's photos, generated shapes), its dataset class."""
 from .embedded import EMBEDDED, EmbeddedCocoDataset, is_prepared, prepare
 
 __all__ = ['EMBEDDED', 'EmbeddedCocoDataset', 'is_prepared', 'prepare']

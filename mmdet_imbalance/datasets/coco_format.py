@@ -1,4 +1,4 @@
-"""Writing COCO-format detection annotations, and the GT-against-itself check every dataset passes."""
+"""Writing COCO-format detection annotations; the GT-against-itself check every dataset passes."""
 import contextlib
 import io
 from typing import List

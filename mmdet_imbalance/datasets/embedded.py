@@ -23,7 +23,7 @@ from mmdet.registry import DATASETS
 
 from . import coco_format, shapes, trees
 
-# Bump a version when its generator's output changes; prepared data with another version is rebuilt.
+# Bump a version when its generator's output changes: data of another version is rebuilt.
 EMBEDDED = {
     'trees': dict(build=trees.build, classes=trees.CLASSES, version=1),
     'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=2),
@@ -57,7 +57,7 @@ def is_prepared(name: str, root: str) -> bool:
 
 
 def prepare(name: str, root: Optional[str] = None, force: bool = False) -> dict:
-    """Build ``name`` under ``root`` (default ``data/<name>``) unless already there; return manifest."""
+    """Build ``name`` under ``root`` (default ``data/<name>``) unless there; return its manifest."""
     spec = _check_name(name)
     root = root or os.path.join('data', name)
     root = root.rstrip('/')

@@ -5,8 +5,9 @@ canvases: textured noise, random line segments and outlined distractor polygons 
 that are *not* objects, so the background has hard negatives. With 2-4 objects of 20-72 px on a
 384 px canvas, RetinaNet's ~28k anchors per image hold several hundred negatives per positive
 (``tools/imbalance_stats.py`` measures it; docs/imbalance_stats.md), the imbalance regime of COCO
-rather than of the dense ``trees`` tiles, and the three classes exercise class-dependent behaviour (per-class
-priors, thresholds, ranking across classes) that the one-class ``trees`` set cannot.
+rather than of the dense ``trees`` tiles, and the three classes exercise class-dependent
+behaviour (per-class priors, thresholds, ranking across classes) that the one-class ``trees``
+set cannot.
 
 Everything is drawn from ``numpy.random.RandomState(seed)`` with OpenCV, so the same arguments give
 byte-identical files on every machine.

@@ -19,7 +19,7 @@ are too few to learn or evaluate a class from.
 import importlib.util
 import os
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np

@@ -33,7 +33,7 @@ drift from the code. The rule, applied to each of the row's ``method_cfg_keys``:
    ``train_cfg.rcnn.isr=dict(k=2, bias=0)``) counts its numeric keys, recursively.
 
 Rows where this rule and the review disagree say why in ``Row.params_deviation``
-(:mod:`mmdet_imbalance.table.rows`); ``docs/table1.md`` lists them.
+(:mod:`mmdet_imbalance.table.rows`); ``docs/table1-method.md`` lists them.
 """
 import inspect
 from dataclasses import dataclass

@@ -153,7 +153,7 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
                f'training iteration (first {meta.get("warmup_iters", "")} iterations skipped) '
                'divided by the baseline\'s; > 1 is slower (↓), < 1 faster (↑), within 5 % "-". '
                'Peak memory: CUDA max allocated on GPU, process peak RSS on CPU. Params: '
-               'hyper-parameters counted from code (docs/table1.md); † marks a documented '
+               'hyper-parameters counted from code (docs/table1-method.md); † marks a documented '
                'difference from the review\'s count. Review columns: the review\'s Table 1 '
                '(COCO, R50-FPN); mmdet zoo AP: the mmdet 3.3 zoo checkpoint of the same '
                'COCO recipe.')

@@ -1,6 +1,7 @@
-# trees: NEON aerial tiles with tree-crown boxes from the deepforest wheel, prepared under data/trees
-# on first use (mmdet_imbalance/datasets/trees.py). One class; tiles of about 400 px at the native
-# 10 cm ground sampling distance, which is kept (scale_factor=1): crowns are 8-107 px, median 37.
+# trees: NEON aerial tiles with tree-crown boxes from the deepforest wheel, prepared under
+# data/trees on first use (mmdet_imbalance/datasets/trees.py). One class; tiles of about 400 px
+# at the native 10 cm ground sampling distance, which is kept (scale_factor=1): crowns are
+# 8-107 px, median 36.
 dataset_type = 'EmbeddedCocoDataset'
 embedded = 'trees'
 data_root = 'data/trees/'

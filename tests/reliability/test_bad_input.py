@@ -1,0 +1,50 @@
+"""Bad input stops early with a message naming the file, key or value at fault and what to do.
+
+The other cases of the list live next to the code they guard and are asserted on their message
+too: an unknown dataset or a missing annotation file (tests/test_runner.py), deepforest not
+installed (tests/datasets/test_embedded_data.py), a sigmoid-only loss on a softmax head
+(tests/test_runner.py), and ``prior_prob='auto'`` without statistics
+(tests/models/dense_heads/test_sampling_free_heads.py, tests/analysis/test_imbalance_stats.py).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _table1(*args, cwd):
+    return subprocess.run([sys.executable, os.path.join(REPO, 'tools/table1.py'), *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_row_name_lists_the_valid_names(tmp_path):
+    proc = _table1('--rows', 'ohem,focal-loss-v2', '--work-dir', str(tmp_path), cwd=REPO)
+    assert proc.returncode != 0
+    assert 'focal-loss-v2' in proc.stderr and 'ohem' in proc.stderr
+    assert 'sampling-free-retinanet' in proc.stderr  # the valid names are listed
+    assert not os.listdir(tmp_path)  # nothing was trained or written
+
+
+@pytest.mark.parametrize('data_root', [None, 'missing-coco'])
+def test_coco_benchmark_without_coco_fails_before_training(tmp_path, data_root):
+    args = ['--benchmark', 'coco', '--rows', 'baselines', '--work-dir', str(tmp_path / 'wd')]
+    if data_root:
+        args += ['--data-root', str(tmp_path / data_root)]
+    proc = _table1(*args, cwd=str(tmp_path))
+    assert proc.returncode != 0
+    assert '--data-root' in proc.stderr and 'COCO 2017' in proc.stderr
+    assert 'instances_train2017.json' in proc.stderr
+    assert not (tmp_path / 'wd').exists() or not any((tmp_path / 'wd').rglob('*.pth'))
+
+
+def test_missing_dataset_folder_is_named(tmp_path):
+    from mmdet_imbalance.runner import build_runner_config
+    cfg_file = tmp_path / 'voc.py'
+    cfg_file.write_text(
+        "_base_ = '" + os.path.join(REPO, 'configs/table1/retinanet_r50_fpn_1x_coco.py') + "'\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{tmp_path}/nowhere/'))\n")
+    with pytest.raises(FileNotFoundError, match=r'train_dataloader.dataset.ann_file: .*nowhere'):
+        build_runner_config(str(cfg_file))
