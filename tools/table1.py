@@ -381,6 +381,7 @@ def main(argv=None):
         command='python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:]),
         machine=machine_description(), date=datetime.now().isoformat(timespec='seconds'),
         wall_time=fmt_duration(time.time() - wall_start),
+        runs_time=fmt_duration(runs_seconds(args, runnable)),
         config_deltas={r.key: config_delta_keys(r, args.benchmark) for r in runnable})
     paths = report.write_all(args.work_dir, rows, results, meta)
     if args.publish:
@@ -390,6 +391,26 @@ def main(argv=None):
     print(f'Total wall time: {fmt_duration(time.time() - wall_start)}')
     print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
     return 1 if failures else 0
+
+
+def runs_seconds(args, rows) -> float:
+    """Summed time of the rows' runs (first start to last update in each run.json).
+
+    Measured from the runs themselves, so a table re-collected with ``--collect-only`` still
+    reports what training the rows cost.
+    """
+    import json
+    total = 0.
+    for row in rows:
+        for seed in range(args.seeds):
+            path = osp.join(run_dir(args, row, seed), 'imbalance', 'run.json')
+            try:
+                with open(path) as f:
+                    run = json.load(f)
+                total += max(0., float(run['updated']) - float(run['started']))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return total
 
 
 def collect_results(args, rows, inspected, failures):
@@ -430,8 +451,20 @@ def machine_description() -> str:
         device = f'{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}'
     else:
         device = f'CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})'
-    return f'{platform.node()}: {device}, {platform.processor() or platform.machine()}, ' \
+    return f'{platform.node()}: {device}, {cpu_model()}, ' \
            f'python {platform.python_version()}, torch {torch.__version__}'
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the architecture: machines of one kind differ in speed."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == '__main__':

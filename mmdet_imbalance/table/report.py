@@ -140,7 +140,9 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
            f'{"-" + meta["dataset"] if meta.get("dataset") else ""})', '']
     out.append(f'Command: `{meta.get("command", "")}`  ')
     out.append(f'Seeds: {meta.get("seeds", "")}; machine: {meta.get("machine", "")}; '
-               f'finished {meta.get("date", "")}; total wall time {meta.get("wall_time", "")}.')
+               f'finished {meta.get("date", "")}; total wall time {meta.get("wall_time", "")}'
+               + (f'; the rows\' runs took {meta["runs_time"]} (training and evaluation, summed '
+                  'from their run.json)' if meta.get('runs_time') else '') + '.')
     out.append('')
     out.append('| ' + ' | '.join(MD_HEADER) + ' |')
     out.append('|' + '---|' * len(MD_HEADER))
