@@ -399,16 +399,13 @@ def runs_seconds(args, rows) -> float:
     Measured from the runs themselves, so a table re-collected with ``--collect-only`` still
     reports what training the rows cost.
     """
-    import json
     total = 0.
     for row in rows:
         for seed in range(args.seeds):
-            path = osp.join(run_dir(args, row, seed), 'imbalance', 'run.json')
+            run = collect.read_json(osp.join(run_dir(args, row, seed), collect.RUN_FILE))
             try:
-                with open(path) as f:
-                    run = json.load(f)
                 total += max(0., float(run['updated']) - float(run['started']))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (KeyError, TypeError, ValueError):
                 continue
     return total
 
