@@ -394,19 +394,18 @@ def main(argv=None):
 
 
 def runs_seconds(args, rows) -> float:
-    """Summed time of the rows' runs (first start to last update in each run.json).
+    """Summed training-iteration time of the rows' runs, from their run.json.
 
-    Measured from the runs themselves, so a table re-collected with ``--collect-only`` still
-    reports what training the rows cost.
+    Measured by the runs themselves, so a table re-collected with ``--collect-only`` still reports
+    what training the rows cost. The hook restores its iteration times from the checkpoint on
+    resume, so a killed and resumed run counts every iteration once; start-up and evaluation
+    are not included.
     """
     total = 0.
     for row in rows:
         for seed in range(args.seeds):
-            run = collect.read_json(osp.join(run_dir(args, row, seed), collect.RUN_FILE))
-            try:
-                total += max(0., float(run['updated']) - float(run['started']))
-            except (KeyError, TypeError, ValueError):
-                continue
+            run = collect.read_json(osp.join(run_dir(args, row, seed), collect.RUN_FILE)) or {}
+            total += sum(t for t in run.get('iter_times') or () if collect.is_finite_number(t))
     return total
 
 

@@ -51,11 +51,12 @@ def steady_state_seconds(times: Sequence[float],
     skip = min(warmup_iters, len(times) // 2)
     unsteady = set(unsteady_iters)
     usable = [t for i, t in enumerate(times)
-              if i >= skip and i not in unsteady and _finite(t) and t > 0]
+              if i >= skip and i not in unsteady and is_finite_number(t) and t > 0]
     return statistics.median(usable) if usable else None
 
 
-def _finite(x) -> bool:
+def is_finite_number(x) -> bool:
+    """True for an int or float (not a bool) that is neither NaN nor infinite."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -127,13 +128,13 @@ def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:
 
 
 def _from_run_json(work_dir: str, run: dict, warmup_iters: int) -> RunResult:
-    final = {k: float(v) for k, v in (run.get('final_metrics') or {}).items() if _finite(v)}
+    final = {k: float(v) for k, v in (run.get('final_metrics') or {}).items() if is_finite_number(v)}
     hyper = run.get('hyperparams') or {}
     return RunResult(
         work_dir=work_dir,
         status=run.get('status', 'running'),
         source='run.json',
-        ap=run.get('ap') if _finite(run.get('ap')) else None,
+        ap=run.get('ap') if is_finite_number(run.get('ap')) else None,
         metrics=final,
         sec_per_iter=steady_state_seconds(run.get('iter_times') or [],
                                           run.get('unsteady_iters') or [], warmup_iters),
@@ -154,11 +155,11 @@ def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResu
             elif 'time' in line and 'step' in line and ('loss' in line or 'lr' in line):
                 train[int(line['step'])] = line  # a resumed run overwrites the replayed steps
     metrics = {k: float(v) for k, v in val[-1].items()
-               if k.startswith('coco/') and _finite(v)} if val else {}
+               if k.startswith('coco/') and is_finite_number(v)} if val else {}
     steps = sorted(train)
-    logged = [(s, float(train[s]['time'])) for s in steps if _finite(train[s]['time'])]
+    logged = [(s, float(train[s]['time'])) for s in steps if is_finite_number(train[s]['time'])]
     times = [t for s, t in logged if s > warmup_iters] or [t for _, t in logged]
-    memory = [float(train[s]['memory']) for s in steps if _finite(train[s].get('memory'))]
+    memory = [float(train[s]['memory']) for s in steps if is_finite_number(train[s].get('memory'))]
     progress = read_json(osp.join(work_dir, PROGRESS_FILE)) or {}
     return RunResult(
         work_dir=work_dir,
@@ -189,12 +190,12 @@ class Stat:
 
     @property
     def is_finite(self) -> bool:
-        return _finite(self.mean)
+        return is_finite_number(self.mean)
 
 
 def mean_std(values: Iterable[Optional[float]]) -> Stat:
     """Mean ± sample std of the finite values (None values, e.g. missing seeds, are dropped)."""
-    vals = [float(v) for v in values if _finite(v)]
+    vals = [float(v) for v in values if is_finite_number(v)]
     if not vals:
         return Stat(None, None, 0)
     std = statistics.stdev(vals) if len(vals) > 1 else None
@@ -218,7 +219,7 @@ def paired_differences(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunR
         if base is None or not (run.finished and base.finished):
             continue
         a, b = getattr(run, attr), getattr(base, attr)
-        if _finite(a) and _finite(b):
+        if is_finite_number(a) and is_finite_number(b):
             out[seed] = a - b
     return out
 
@@ -232,7 +233,7 @@ def paired_ratios(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult
         if base is None or not (run.finished and base.finished):
             continue
         a, b = getattr(run, attr), getattr(base, attr)
-        if _finite(a) and _finite(b) and b > 0:
+        if is_finite_number(a) and is_finite_number(b) and b > 0:
             out[seed] = a / b
     return out
 
@@ -240,7 +241,7 @@ def paired_ratios(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult
 def speed_arrow(ratio: Optional[float], tolerance: float = 0.05) -> str:
     """The review's notation for a time ratio (row / baseline seconds per iteration): '↓' slower,
     '↑' faster, '-' within ``tolerance``, '' when unknown."""
-    if not _finite(ratio):
+    if not is_finite_number(ratio):
         return ''
     if ratio > 1 + tolerance:
         return '↓'

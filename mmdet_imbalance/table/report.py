@@ -141,8 +141,8 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
     out.append(f'Command: `{meta.get("command", "")}`  ')
     out.append(f'Seeds: {meta.get("seeds", "")}; machine: {meta.get("machine", "")}; '
                f'finished {meta.get("date", "")}; total wall time {meta.get("wall_time", "")}'
-               + (f'; the rows\' runs took {meta["runs_time"]} (training and evaluation, summed '
-                  'from their run.json)' if meta.get('runs_time') else '') + '.')
+               + (f'; the rows\' training iterations took {meta["runs_time"]} (summed from '
+                  'their run.json)' if meta.get('runs_time') else '') + '.')
     out.append('')
     out.append('| ' + ' | '.join(MD_HEADER) + ' |')
     out.append('|' + '---|' * len(MD_HEADER))
