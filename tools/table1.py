@@ -381,7 +381,10 @@ def main(argv=None):
         command='python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:]),
         machine=machine_description(), date=datetime.now().isoformat(timespec='seconds'),
         wall_time=fmt_duration(time.time() - wall_start),
-        runs_time=fmt_duration(runs_seconds(args, runnable)),
+        # From the runs' own records, so a table re-collected with --collect-only still reports
+        # what training the rows cost (start-up and evaluation not included).
+        runs_time=fmt_duration(sum(run.train_seconds for res in results.values()
+                                   for run in res.runs.values() if run.train_seconds)),
         config_deltas={r.key: config_delta_keys(r, args.benchmark) for r in runnable})
     paths = report.write_all(args.work_dir, rows, results, meta)
     if args.publish:
@@ -391,22 +394,6 @@ def main(argv=None):
     print(f'Total wall time: {fmt_duration(time.time() - wall_start)}')
     print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
     return 1 if failures else 0
-
-
-def runs_seconds(args, rows) -> float:
-    """Summed training-iteration time of the rows' runs, from their run.json.
-
-    Measured by the runs themselves, so a table re-collected with ``--collect-only`` still reports
-    what training the rows cost. The hook restores its iteration times from the checkpoint on
-    resume, so a killed and resumed run counts every iteration once; start-up and evaluation
-    are not included.
-    """
-    total = 0.
-    for row in rows:
-        for seed in range(args.seeds):
-            run = collect.read_json(osp.join(run_dir(args, row, seed), collect.RUN_FILE)) or {}
-            total += sum(t for t in run.get('iter_times') or () if collect.is_finite_number(t))
-    return total
 
 
 def collect_results(args, rows, inspected, failures):

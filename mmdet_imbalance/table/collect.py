@@ -110,6 +110,9 @@ class RunResult:
     hyperparams: Optional[int] = None
     iters: Optional[int] = None
     max_iters: Optional[int] = None
+    # Summed training-iteration seconds (run.json only). The hook restores its iteration times
+    # from the checkpoint on resume, so a killed and resumed run counts every iteration once.
+    train_seconds: Optional[float] = None
 
     @property
     def finished(self) -> bool:
@@ -128,21 +131,24 @@ def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:
 
 
 def _from_run_json(work_dir: str, run: dict, warmup_iters: int) -> RunResult:
-    final = {k: float(v) for k, v in (run.get('final_metrics') or {}).items() if is_finite_number(v)}
+    final = {k: float(v) for k, v in (run.get('final_metrics') or {}).items()
+             if is_finite_number(v)}
     hyper = run.get('hyperparams') or {}
+    iter_times = run.get('iter_times') or []
     return RunResult(
         work_dir=work_dir,
         status=run.get('status', 'running'),
         source='run.json',
         ap=run.get('ap') if is_finite_number(run.get('ap')) else None,
         metrics=final,
-        sec_per_iter=steady_state_seconds(run.get('iter_times') or [],
-                                          run.get('unsteady_iters') or [], warmup_iters),
+        sec_per_iter=steady_state_seconds(iter_times, run.get('unsteady_iters') or [],
+                                          warmup_iters),
         peak_memory_mb=run.get('peak_memory_mb'),
         memory_source=run.get('memory_source'),
         hyperparams=hyper.get('count'),
         iters=run.get('iter'),
-        max_iters=run.get('max_iters'))
+        max_iters=run.get('max_iters'),
+        train_seconds=sum(t for t in iter_times if is_finite_number(t)))
 
 
 def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResult:

@@ -79,6 +79,8 @@ def test_collect_run_from_run_json(tmp_path):
     # [0.3, 0.5, 0.4, 0.6] = 0.45 (it would be 0.55 with them).
     assert run.sec_per_iter == pytest.approx(0.45)
     assert run.peak_memory_mb == 812.5 and run.hyperparams == 2
+    # Training cost counts every iteration, warm-up and unsteady ones too: 8 + 1.8 + 18 = 27.8.
+    assert run.train_seconds == pytest.approx(27.8)
 
 
 def test_collect_run_falls_back_to_mmengine_scalars(tmp_path):

@@ -27,10 +27,13 @@ SMALL = ['--max-iters', '4', '--cfg-options', 'val_dataloader.dataset.indices=2'
          'default_hooks.checkpoint.interval=2']
 
 
+def tool_env():
+    return dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+
+
 def run_tool(args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     proc = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env=env, timeout=timeout)
+                          cwd=REPO_ROOT, env=tool_env(), timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -52,9 +55,8 @@ def numbers_in(obj):
 def test_two_rows_end_to_end(tmp_path):
     work = str(tmp_path / 'table1')
     method_dir = osp.join(work, 'mini-trees', 'seed0', 'retinanet_mini_ghm-c')
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     proc = subprocess.Popen([sys.executable, TOOL, '--rows', 'ghm-c', '--work-dir', work, *SMALL],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            cwd=REPO_ROOT, env=tool_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     # Kill once mmengine has registered the checkpoint (it writes last_checkpoint after the
     # .pth is complete); a kill while iter_2.pth is still being written leaves nothing to resume.
