@@ -29,7 +29,9 @@ from datetime import datetime
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmdet_imbalance.table import collect, report  # noqa: E402
+from mmdet_imbalance.engine.precision import PRECISIONS, resolve_precision  # noqa: E402
+from mmdet_imbalance.engine.run_record import read_record, run_settings, settings_diff  # noqa: E402,E501
+from mmdet_imbalance.table import collect, report, results  # noqa: E402
 from mmdet_imbalance.table.rows import (BENCHMARKS, ROWS, Row, get_row,  # noqa: E402
                                         select_rows, valid_row_names)
 
@@ -45,8 +47,11 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--benchmark', choices=BENCHMARKS, default='mini',
                         help='mini: CPU-scale rows on embedded data; coco: the R50-FPN 1x rows')
-    parser.add_argument('--dataset', choices=MINI_DATASETS, default='trees',
+    parser.add_argument('--dataset', choices=MINI_DATASETS, default='shapes',
                         help='embedded dataset of the mini benchmark')
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='auto: bf16 autocast on CUDA and on CPUs with native bfloat16, '
+                             'fp32 elsewhere')
     parser.add_argument('--rows', default='all',
                         help='all, baselines, or a comma list of row keys/names '
                              f'({", ".join(valid_row_names())})')
@@ -70,6 +75,12 @@ def parse_args(argv=None):
     parser.add_argument('--gpus-per-node', type=int, default=8, help='slurm: GPUs per node')
     parser.add_argument('--partition', help='slurm partition')
     parser.add_argument('--python', default=sys.executable, help='interpreter for the runs')
+    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'results'), metavar='DIR',
+                        help='the committed results tree: every finished run of the table is '
+                             'exported there (default: the repository\'s results/)')
+    parser.add_argument('--from-results', action='store_true',
+                        help='train nothing; build the table from the results tree alone, with '
+                             'every seed found there')
     parser.add_argument('--publish', metavar='DIR',
                         help='also copy table1.md and table1.png into DIR (e.g. docs/)')
     args = parser.parse_args(argv)
@@ -85,6 +96,16 @@ def parse_args(argv=None):
         args.selected = select_rows(args.rows, args.benchmark)
     except ValueError as err:
         parser.error(str(err))
+    bad = [o for o in args.cfg_options if '=' not in o or o.startswith('=')]
+    if bad:
+        parser.error(f'--cfg-options {" ".join(bad)}: each option must be key=value')
+    # Every path is resolved once, against the caller's folder; the runs get absolute paths.
+    args.work_dir = osp.abspath(args.work_dir)
+    args.data_root = osp.abspath(args.data_root)
+    args.results = osp.abspath(args.results)
+    if args.publish:
+        args.publish = osp.abspath(args.publish)
+    args.precision = resolve_precision(args.precision)
     return args
 
 
@@ -142,15 +163,47 @@ def run_dir(args, row: Row, seed: int) -> str:
     return osp.join(bench_dir(args), f'seed{seed}', stem)
 
 
-def train_command(args, row: Row, seed: int, work_dir: str, resume: bool):
-    config = osp.join(REPO_ROOT, row.config(args.benchmark))
-    script = osp.join(REPO_ROOT, 'tools', 'train.py')
+def run_options(args, seed: int):
+    """The ``--cfg-options`` of the run of ``seed``: the seed, the iteration cap, the user's."""
     options = [f'randomness.seed={seed}']
     if args.max_iters:
         options += [f'train_cfg.max_iters={args.max_iters}',
                     f'train_cfg.val_interval={args.max_iters}']
-    options += list(args.cfg_options)
-    tail = [config, '--work-dir', work_dir]
+    return options + list(args.cfg_options)
+
+
+def requested_settings(args, row: Row, seed: int) -> dict:
+    """The run settings (:func:`run_settings`) that the run of ``row`` / ``seed`` will have."""
+    from mmengine.config import DictAction
+    from mmdet_imbalance.runner import build_runner_config
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(['--cfg-options', *run_options(args, seed)]).cfg_options
+    mini = args.benchmark == 'mini'
+    cfg = build_runner_config(osp.join(REPO_ROOT, row.config(args.benchmark)),
+                              work_dir=run_dir(args, row, seed),
+                              dataset=args.dataset if mini else None,
+                              data_root=None if mini else args.data_root,
+                              cfg_options=options, precision=args.precision,
+                              check_files=False)
+    return run_settings(cfg)
+
+
+def _die_with_parent():
+    """Linux: the child gets SIGTERM when the tool dies, even by SIGKILL, so no orphaned run
+    keeps training a folder that a rerun of the tool would train again."""
+    import ctypes
+    try:
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def train_command(args, row: Row, seed: int, work_dir: str, resume: bool):
+    config = osp.join(REPO_ROOT, row.config(args.benchmark))
+    script = osp.join(REPO_ROOT, 'tools', 'train.py')
+    options = run_options(args, seed)
+    tail = [config, '--work-dir', work_dir, '--precision', args.precision]
     if args.benchmark == 'mini':
         tail += ['--dataset', args.dataset]
     else:
@@ -247,8 +300,8 @@ class Progress:
 def train_run(args, row: Row, seed: int, progress: Progress, label: str, max_iters: int):
     """Train one row/seed in a subprocess; returns (exit code, log path)."""
     work_dir = run_dir(args, row, seed)
-    run = collect.read_json(osp.join(work_dir, collect.RUN_FILE)) or {}
-    resume = run.get('status') != 'finished' and has_checkpoint(work_dir)
+    record = read_record(work_dir)
+    resume = (record is None or record.status != 'finished') and has_checkpoint(work_dir)
     start_iter = checkpoint_iter(work_dir) if resume else 0
     os.makedirs(work_dir, exist_ok=True)
     log_path = osp.join(work_dir, 'train_stdout.log')
@@ -262,7 +315,7 @@ def train_run(args, row: Row, seed: int, progress: Progress, label: str, max_ite
         # The run shares the tool's process group, so Ctrl-C in a terminal stops both; the
         # handler below also stops it when the tool itself is told to terminate.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                env=env)
+                                env=env, preexec_fn=_die_with_parent)
         try:
             while proc.poll() is None:
                 time.sleep(POLL_SECONDS)
@@ -340,19 +393,30 @@ def main(argv=None):
     runnable = [r for r in rows if inspected[r.key][0] == 'ok']
 
     failures = {}
-    if not args.collect_only:
-        todo = []
+    if not (args.collect_only or args.from_results):
+        todo, conflicts = [], []
         for seed in range(args.seeds):
             for row in runnable:
                 wd = run_dir(args, row, seed)
-                done = collect.collect_run(wd, args.warmup_iters)
-                if done.finished and done.source == 'run.json' and not args.force:
-                    print(f'  {row.key:<28} seed {seed}: finished earlier, skipped '
-                          f'({row_line(row, seed, done)})')
-                    continue
                 if args.force and osp.isdir(wd):
                     shutil.rmtree(wd)
+                record = read_record(wd)
+                if record is not None:
+                    diff = settings_diff(record.settings, requested_settings(args, row, seed))
+                    if diff:
+                        conflicts.append(f'  {wd}: {record.status} run of other settings: '
+                                         + '; '.join(diff))
+                        continue
+                done = collect.collect_run(wd, args.warmup_iters)
+                if done.finished and done.source == 'run.json':
+                    print(f'  {row.key:<28} seed {seed}: finished earlier with the same '
+                          f'settings, skipped ({row_line(row, seed, done)})')
+                    continue
                 todo.append((seed, row))
+        if conflicts:
+            raise SystemExit('error: these work dirs hold runs of other settings than requested; '
+                             'nothing was trained. Use another --work-dir, or --force to retrain '
+                             'them:\n' + '\n'.join(conflicts))
         plans = {(seed, row.key): planned_iters(args, row, seed) for seed, row in todo}
         progress = Progress(sum(plans.values()))
         for index, (seed, row) in enumerate(todo, 1):
@@ -373,20 +437,32 @@ def main(argv=None):
 
     # Training order puts baselines first; the table keeps the review's order and groups.
     rows = sorted(rows, key=ROWS.index)
-    results = collect_results(args, rows, inspected, failures)
+    if args.from_results:
+        runs, stale = tree_runs(args, rows, inspected)
+    else:
+        runs, stale = workdir_runs(args, rows, inspected)
+        export_results(args, runs)
+    for line in stale:
+        print(f'  left out, other settings than the current configs give: {line}')
+    table = aggregate_results(args, rows, inspected, failures, runs)
+    all_runs = [run for res in table.values() for run in res.runs.values() if run.finished]
     meta = dict(
         benchmark=args.benchmark, dataset=args.dataset if args.benchmark == 'mini' else None,
-        seeds=args.seeds, rows=[r.key for r in rows], warmup_iters=args.warmup_iters,
+        seeds=sorted({s for res in table.values() for s, r in res.runs.items() if r.finished}),
+        rows=[r.key for r in rows], warmup_iters=args.warmup_iters,
         max_iters=args.max_iters,
         command='python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:]),
-        machine=machine_description(), date=datetime.now().isoformat(timespec='seconds'),
+        # What the runs themselves recorded: versions, precision and machine of every run.
+        versions=sorted({_versions(run.settings) for run in all_runs}),
+        precision=sorted({str(run.settings.get('precision')) for run in all_runs}),
+        machine=sorted({_machine(run.environment) for run in all_runs}) or [machine_description()],
+        date=datetime.now().isoformat(timespec='seconds'),
         wall_time=fmt_duration(time.time() - wall_start),
         # From the runs' own records, so a table re-collected with --collect-only still reports
         # what training the rows cost (start-up and evaluation not included).
-        runs_time=fmt_duration(sum(run.train_seconds for res in results.values()
-                                   for run in res.runs.values() if run.train_seconds)),
+        runs_time=fmt_duration(sum(run.train_seconds for run in all_runs if run.train_seconds)),
         config_deltas={r.key: config_delta_keys(r, args.benchmark) for r in runnable})
-    paths = report.write_all(args.work_dir, rows, results, meta)
+    paths = report.write_all(args.work_dir, rows, table, meta)
     if args.publish:
         os.makedirs(args.publish, exist_ok=True)
         for ext in ('md', 'png'):
@@ -396,25 +472,64 @@ def main(argv=None):
     return 1 if failures else 0
 
 
-def collect_results(args, rows, inspected, failures):
-    runs = {}
+def workdir_runs(args, rows, inspected):
+    """{key: {seed: RunResult}} of the runs in the work dirs whose settings are the requested
+    ones, and the runs left out for other settings."""
+    runs, stale = {}, []
     for row in rows:
         if inspected[row.key][0] != 'ok':
             continue
-        runs[row.key] = {seed: collect.collect_run(run_dir(args, row, seed), args.warmup_iters)
-                         for seed in range(args.seeds)}
-    results = {}
+        runs[row.key] = {}
+        for seed in range(args.seeds):
+            wd = run_dir(args, row, seed)
+            record = read_record(wd)
+            diff = settings_diff(record.settings, requested_settings(args, row, seed)) \
+                if record is not None else []
+            if diff:
+                stale.append(f'{wd}: ' + '; '.join(diff))
+                continue
+            runs[row.key][seed] = collect.collect_run(wd, args.warmup_iters)
+    return runs, stale
+
+
+def tree_runs(args, rows, inspected):
+    """{key: {seed: RunResult}} from the results tree, every seed found there."""
+    keys = [r.key for r in rows if inspected[r.key][0] == 'ok']
+
+    def expected(key, seed, record):
+        args.precision = record.precision or args.precision
+        return requested_settings(args, get_row(key), seed)
+
+    dataset = args.dataset if args.benchmark == 'mini' else None
+    runs, stale = results.load_tree(args.results, args.benchmark, dataset, keys, expected,
+                                    args.warmup_iters)
+    if not any(runs.values()):
+        raise SystemExit(f'error: no run record of the selected rows under '
+                         f'{results.table_dir(args.results, args.benchmark, dataset)}'
+                         + (' (left out for other settings: ' + '; '.join(stale) + ')'
+                            if stale else ''))
+    return runs, stale
+
+
+def export_results(args, runs):
+    """Copy every finished run into the results tree (mini benchmark; smoke runs excluded)."""
+    if args.benchmark != 'mini' or args.max_iters:
+        return
+    for key, seeds in runs.items():
+        for seed, run in seeds.items():
+            if run.finished and run.source == 'run.json':
+                results.export_run(run.work_dir, results.run_dir(
+                    args.results, args.benchmark, args.dataset, seed, key))
+
+
+def aggregate_results(args, rows, inspected, failures, runs):
+    out = {}
     for row in rows:
         status, reason, counted = inspected[row.key]
         if status != 'ok':
-            results[row.key] = collect.RowResult(key=row.key, status=status, reason=reason)
+            out[row.key] = collect.RowResult(key=row.key, status=status, reason=reason)
             continue
-        base_runs = runs.get(row.baseline) if row.baseline else None
-        if row.baseline and base_runs is None:
-            base_runs = {seed: collect.collect_run(run_dir(args, get_row(row.baseline), seed),
-                                                   args.warmup_iters)
-                         for seed in range(args.seeds)}
-        res = collect.aggregate(row.key, runs[row.key], base_runs)
+        res = collect.aggregate(row.key, runs[row.key], runs.get(row.baseline))
         res.hyperparams = counted.count
         res.hyperparam_names = tuple(p.name for p in counted.params)
         failed = [f'seed {s}: {msg}' for (k, s), msg in failures.items() if k == row.key]
@@ -424,8 +539,25 @@ def collect_results(args, rows, inspected, failures):
                 res.status = 'failed'
         elif res.status == 'not run':
             res.reason = 'no finished run under ' + bench_dir(args)
-        results[row.key] = res
-    return results
+        out[row.key] = res
+    return out
+
+
+def _versions(settings: dict) -> str:
+    return (f"dataset {settings.get('dataset')} v{settings.get('dataset_version')}, "
+            f"recipe v{settings.get('recipe_version')}")
+
+
+def _machine(env: dict) -> str:
+    if not env:
+        return 'unknown machine'
+    device = env.get('gpu') or f"CPU ({env.get('cpu_count')} cores, torch threads " \
+                               f"{env.get('torch_threads')})"
+    packages = env.get('packages') or {}
+    gflops = env.get('gemm_gflops') or {}
+    return (f"{device}, {env.get('cpu')}, native bf16 {env.get('native_bf16')}, matmul "
+            f"GFLOP/s fp32 {gflops.get('fp32')} / bf16 {gflops.get('bf16')}, python "
+            f"{env.get('python')}, torch {packages.get('torch')}, mmdet {packages.get('mmdet')}")
 
 
 def machine_description() -> str:

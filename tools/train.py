@@ -5,7 +5,8 @@
     python tools/train.py configs/table1/retinanet_r50_fpn_1x_coco.py --data-root /data/coco
     bash tools/dist_train.sh configs/table1/retinanet_r50_fpn_1x_coco.py 8
 
-Output goes to work_dirs/<config name>/ unless --work-dir is given. ``mim train mmdet <config>``
+Output goes to work_dirs/<config name>_<dataset>/ for the mini configs (work_dirs/<config name>/
+for COCO) unless --work-dir is given. ``mim train mmdet <config>``
 runs the same configs through mmdet's own script.
 """
 import argparse
@@ -19,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from mmdet_imbalance.engine.precision import PRECISIONS  # noqa: E402
 from mmdet_imbalance.runner import build_runner_config  # noqa: E402
 
 
@@ -29,10 +31,16 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--dataset',
                         help="embedded dataset for a mini config: 'trees' or 'shapes'")
-    parser.add_argument('--data-root', help='COCO root for a COCO config (annotations/, train2017/)')
+    parser.add_argument('--data-root',
+                        help='COCO root for a COCO config (annotations/, train2017/)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from a checkpoint path, or the latest in the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (GPU)')
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='auto: bf16 autocast on CUDA and on CPUs with native bfloat16, '
+                             'fp32 elsewhere (default)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='train into a work dir that holds a run of other settings '
+                             '(replacing its record); without it such a work dir is refused')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the total batch size')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -49,7 +57,8 @@ def main(argv=None):
     from mmengine.runner import Runner
     cfg = build_runner_config(
         args.config, work_dir=args.work_dir, dataset=args.dataset, data_root=args.data_root,
-        cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume, amp=args.amp,
+        cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume,
+        precision=args.precision, overwrite=args.overwrite,
         auto_scale_lr=args.auto_scale_lr)
     Runner.from_cfg(cfg).train()
 

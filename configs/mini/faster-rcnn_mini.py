@@ -1,27 +1,31 @@
 # Table 1 baseline "Biased Sampling / Faster R-CNN" at CPU scale. The model is mmdet's stock Faster
 # R-CNN (faster-rcnn_r50_fpn.py: RPN RandomSampler 256 at 1:1, RoI RandomSampler at 1:3,
 # MaxIoUAssigners 0.7/0.3 and 0.5/0.5, CE + L1, test score_thr 0.05 / NMS 0.5 / 100 dets), only
-# narrower: a half-width ResNet-18 trained from scratch, a 64-channel FPN, a 256-d two-fc box head.
+# narrower: a half-width ResNet-18 trained from scratch and a 64-channel FPN, both with GroupNorm
+# (_base_/recipe_mini.py), and a 256-d two-fc box head (fully connected, so no norm).
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
-    './_base_/datasets/trees.py',
+    './_base_/datasets/shapes.py',
+    './_base_/recipe_mini.py',
     './_base_/schedule_mini.py',
     './_base_/runtime_mini.py',
 ]
 
 # BoxFilterDetDataPreprocessor: the stock one plus the removal of GT boxes under 1 px.
-# Proposal and RoI budgets scale with the image: a 320-400 px tile has about 1/8 of the pixels of
-# a 1333x800 COCO image, so 300 proposals and 128 sampled RoIs per image (same 1:3 ratio) stand for
-# COCO's 1000 and 512. At COCO's counts the RoIAlign backward alone took a third of each CPU
+# Proposal and RoI budgets scale with the image: a 256-400 px input has 1/8 to 1/16 of the pixels
+# of a 1333x800 COCO image, so 300 proposals and 128 sampled RoIs per image (same 1:3 ratio) stand
+# for COCO's 1000 and 512. At COCO's counts the RoIAlign backward alone took a third of each CPU
 # iteration, and Sampling-Free's RoI head, which keeps every proposal, three times more.
 model = dict(
     data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'),
-    backbone=dict(depth=18, base_channels=32, frozen_stages=-1, norm_eval=False, init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
+    backbone=dict(depth=18, base_channels=32, frozen_stages=-1, norm_cfg={{_base_.mini_norm_cfg}},
+                  norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64,
+              norm_cfg={{_base_.mini_norm_cfg}}),
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=1)),
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=3)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
         rcnn=dict(sampler=dict(num=128))),

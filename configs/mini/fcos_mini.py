@@ -11,12 +11,12 @@ model = dict(
     bbox_head=dict(
         _delete_=True,
         type='FCOSHead',
-        num_classes=1,
+        num_classes=3,
         in_channels=64,
         stacked_convs=2,
         feat_channels=64,
         strides=[8, 16, 32, 64, 128],
-        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
+        norm_cfg={{_base_.mini_norm_cfg}},
         loss_cls=dict(
             type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),

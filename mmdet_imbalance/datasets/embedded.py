@@ -26,7 +26,7 @@ from . import coco_format, shapes, trees
 # Bump a version when its generator's output changes: data of another version is rebuilt.
 EMBEDDED = {
     'trees': dict(build=trees.build, classes=trees.CLASSES, version=1),
-    'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=2),
+    'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=3),
 }
 SPLITS = ('train', 'val')
 

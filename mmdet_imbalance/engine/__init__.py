@@ -1,5 +1,7 @@
-"""Runner-side pieces: the hook that makes every Table 1 row report its own table columns."""
+"""Runner-side pieces: the run-record hook, the Sampling-Free prior hook, the precision wrapper."""
+from .precision import CPUAutocastOptimWrapper, resolve_precision, run_precision
 from .sampling_free_hook import SamplingFreePriorHook, resolve_auto_priors
 from .table_hook import ImbalanceTableHook
 
-__all__ = ['ImbalanceTableHook', 'SamplingFreePriorHook', 'resolve_auto_priors']
+__all__ = ['CPUAutocastOptimWrapper', 'ImbalanceTableHook', 'resolve_precision', 'run_precision',
+           'SamplingFreePriorHook', 'resolve_auto_priors']

@@ -1,5 +1,8 @@
 """Run mmcv's compiled box ops in float32 on low-precision CPU tensors (CPU autocast, bf16 models).
 
+Also, mmcv's CPU ``roi_align`` reads its input as contiguous NCHW whatever its strides, so
+``channels_last`` features are made contiguous before the kernel.
+
 mmcv 2.1.0's CPU kernels of ``nms`` and ``roi_align`` have no bfloat16 or float16 path ("expected
 scalar type Float but found BFloat16"), so a two-stage detector cannot train or predict under
 ``torch.autocast('cpu', dtype=torch.bfloat16)``: the RPN's bf16 scores reach ``nms`` and the bf16
@@ -47,10 +50,19 @@ def _patch_roi_align() -> None:
 
     @functools.wraps(forward)
     def roi_align_forward(ctx, input, rois, *args):
+        # Either operand may be low precision: under GroupNorm the features are float32 (autocast
+        # runs group_norm in float32) while the RPN's proposals are bfloat16. The kernel reads
+        # both with the features' type, so bfloat16 RoIs next to float32 features would be read
+        # as garbage coordinates.
         ctx.low_precision_dtype = input.dtype if _needs_float32(input) else None
-        if ctx.low_precision_dtype is None:
+        if input.device.type == 'cpu' and not input.is_contiguous():
+            # The CPU kernel indexes the features as contiguous NCHW; channels_last features
+            # (CPUAutocastOptimWrapper's layout) would be read in the wrong order.
+            input = input.contiguous()
+        if ctx.low_precision_dtype is None and not _needs_float32(rois):
             return forward(ctx, input, rois, *args)
-        return forward(ctx, input.float(), rois.float(), *args).to(ctx.low_precision_dtype)
+        output = forward(ctx, input.float(), rois.float(), *args)
+        return output if ctx.low_precision_dtype is None else output.to(ctx.low_precision_dtype)
 
     @functools.wraps(backward)
     def roi_align_backward(ctx, grad_output):

@@ -17,10 +17,10 @@ iterations whose timer spans an evaluation or a resume (the hook lists them as
 write, another process on the machine) does not move it.
 
 Aggregation over seeds (:func:`aggregate`): AP as mean ± sample std; ΔAP paired by seed (row seed
-k minus baseline seed k, same benchmark and dataset), then mean ± sample std of those differences;
-a ΔAP is marked as noise when its magnitude is below that spread. With one seed there is no
-spread, and the mark is "unknown" (None), never "significant". The speed ratio is paired the same
-way.
+k minus baseline seed k, same benchmark and dataset), then mean ± sample std of those differences
+and their 95 % Student-t interval; a ΔAP is marked as noise when that interval contains 0. With
+one seed there is no interval, and the mark is "unknown" (None), never "significant". The speed
+ratio is paired the same way.
 """
 import glob
 import json
@@ -30,11 +30,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from mmdet_imbalance.engine.run_record import (RunRecord, progress_path, read_json,
+                                               read_record)
+
 #: Iterations skipped at the start of a run before timing (see the module docstring).
 WARMUP_ITERS = 10
 AP_KEY = 'coco/bbox_mAP'
-RUN_FILE = osp.join('imbalance', 'run.json')
-PROGRESS_FILE = osp.join('imbalance', 'progress.json')
 
 
 def steady_state_seconds(times: Sequence[float],
@@ -58,15 +59,6 @@ def steady_state_seconds(times: Sequence[float],
 def is_finite_number(x) -> bool:
     """True for an int or float (not a bool) that is neither NaN nor infinite."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def read_json(path: str) -> Optional[dict]:
-    """A JSON file's content, or None when it is missing or not (yet) valid JSON."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def read_json_lines(path: str) -> List[dict]:
@@ -113,6 +105,9 @@ class RunResult:
     # Summed training-iteration seconds (run.json only). The hook restores its iteration times
     # from the checkpoint on resume, so a killed and resumed run counts every iteration once.
     train_seconds: Optional[float] = None
+    # The run record's identifying settings and environment (run.json only).
+    settings: Dict[str, object] = field(default_factory=dict)
+    environment: Dict[str, object] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -121,34 +116,33 @@ class RunResult:
 
 def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:
     """Read one run from ``work_dir`` (run.json first, mmengine's scalars.json otherwise)."""
-    run = read_json(osp.join(work_dir, RUN_FILE))
-    if run is not None:
-        return _from_run_json(work_dir, run, warmup_iters)
+    record = read_record(work_dir)
+    if record is not None:
+        return from_record(work_dir, record, warmup_iters)
     files = scalar_files(work_dir)
     if files:
         return _from_scalars(work_dir, files, warmup_iters)
     return RunResult(work_dir=work_dir, status='missing')
 
 
-def _from_run_json(work_dir: str, run: dict, warmup_iters: int) -> RunResult:
-    final = {k: float(v) for k, v in (run.get('final_metrics') or {}).items()
-             if is_finite_number(v)}
-    hyper = run.get('hyperparams') or {}
-    iter_times = run.get('iter_times') or []
+def from_record(work_dir: str, record: RunRecord, warmup_iters: int = WARMUP_ITERS) -> RunResult:
+    """The :class:`RunResult` of a run record (a work dir's, or a copy in ``results/``)."""
+    final = {k: float(v) for k, v in (record.final_metrics or {}).items() if is_finite_number(v)}
+    times = record.iter_times or []
     return RunResult(
         work_dir=work_dir,
-        status=run.get('status', 'running'),
+        status=record.status,
         source='run.json',
-        ap=run.get('ap') if is_finite_number(run.get('ap')) else None,
+        ap=record.ap if is_finite_number(record.ap) else None,
         metrics=final,
-        sec_per_iter=steady_state_seconds(iter_times, run.get('unsteady_iters') or [],
-                                          warmup_iters),
-        peak_memory_mb=run.get('peak_memory_mb'),
-        memory_source=run.get('memory_source'),
-        hyperparams=hyper.get('count'),
-        iters=run.get('iter'),
-        max_iters=run.get('max_iters'),
-        train_seconds=sum(t for t in iter_times if is_finite_number(t)))
+        sec_per_iter=steady_state_seconds(times, record.unsteady_iters or [], warmup_iters),
+        peak_memory_mb=record.peak_memory_mb,
+        memory_source=record.memory_source,
+        iters=record.iter,
+        max_iters=record.max_iters,
+        train_seconds=sum(t for t in times if is_finite_number(t)),
+        settings=dict(record.settings or {}),
+        environment=dict(record.environment or {}))
 
 
 def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResult:
@@ -166,7 +160,7 @@ def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResu
     logged = [(s, float(train[s]['time'])) for s in steps if is_finite_number(train[s]['time'])]
     times = [t for s, t in logged if s > warmup_iters] or [t for _, t in logged]
     memory = [float(train[s]['memory']) for s in steps if is_finite_number(train[s].get('memory'))]
-    progress = read_json(osp.join(work_dir, PROGRESS_FILE)) or {}
+    progress = read_json(progress_path(work_dir)) or {}
     return RunResult(
         work_dir=work_dir,
         # Without the hook's record, a run counts as finished once it has evaluated.
@@ -183,7 +177,7 @@ def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResu
 
 def read_progress(work_dir: str) -> Optional[dict]:
     """``{'iter', 'max_iters', 'time', 'started'}`` of a run, or None before it starts."""
-    return read_json(osp.join(work_dir, PROGRESS_FILE))
+    return read_json(progress_path(work_dir))
 
 
 # -- aggregation ---------------------------------------------------------------------------------
@@ -208,12 +202,29 @@ def mean_std(values: Iterable[Optional[float]]) -> Stat:
     return Stat(statistics.fmean(vals), std, len(vals))
 
 
-def is_noise(stat: Stat) -> Optional[bool]:
-    """True when a difference's magnitude is below its spread across seeds; None when the spread
-    is unknown (one seed)."""
-    if stat.mean is None or stat.std is None:
+#: Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom (any statistics table).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_interval(stat: Stat) -> Optional[Tuple[float, float]]:
+    """The 95 % Student-t confidence interval of a mean over ``stat.n`` paired seeds, or None
+    with fewer than two."""
+    if stat.mean is None or stat.std is None or stat.n < 2:
         return None
-    return abs(stat.mean) < stat.std
+    quantile = T_975[stat.n - 2] if stat.n - 1 <= len(T_975) else 1.960
+    half = quantile * stat.std / math.sqrt(stat.n)
+    return stat.mean - half, stat.mean + half
+
+
+def is_noise(stat: Stat) -> Optional[bool]:
+    """True when the 95 % paired t-interval of a difference contains 0; None when it is unknown
+    (one seed)."""
+    interval = t_interval(stat)
+    if interval is None:
+        return None
+    return interval[0] <= 0. <= interval[1]
 
 
 def paired_differences(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult],

@@ -5,30 +5,31 @@ values and the mmdet zoo AP); nothing is typed here. A row whose config or modul
 says "not implemented", a row not trained yet says "not run"; neither shows a number.
 
 Columns: AP and ΔAP (mean ± std over seeds; ΔAP paired by seed against the row's baseline and
-marked "noise" when its magnitude is below its spread), the hyper-parameter count derived from
+marked "noise" when its paired 95 % t-interval contains 0), the hyper-parameter count derived from
 code next to the review's, the speed ratio (median steady-state seconds per training iteration
 over the baseline's; > 1 is slower, shown with the review's arrow), peak memory, and the review's
 AP / ΔAP / speed and the mmdet zoo AP side by side.
 
-The plot puts every row at (relative training speed, AP), relative speed being baseline seconds
-per iteration over the row's (1 = as fast as its baseline, left is slower), coloured by the
-review's group, baselines hollow at 1. matplotlib runs with the Agg backend so no display is
-needed.
+The plot puts every row at (training time ratio, AP), with the table's time ratio (row seconds per
+iteration over the baseline's; 1 = as fast as its baseline, right is slower), coloured by the
+review's group, baselines hollow at 1; points that coincide share one label. matplotlib runs
+with the Agg backend so no display is needed.
 """
 import csv
 import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .collect import RowResult, Stat, speed_arrow
+from .collect import RowResult, Stat, speed_arrow, t_interval
 from .rows import GROUPS, Row
 
 TABLE_NAME = 'table1'
 CSV_FIELDS = (
     'key', 'solution', 'group', 'detector', 'baseline', 'status', 'seeds',
-    'ap_mean', 'ap_std', 'delta_ap_mean', 'delta_ap_std', 'delta_ap_noise',
+    'ap_mean', 'ap_std', 'delta_ap_mean', 'delta_ap_std', 'delta_ap_ci95_low',
+    'delta_ap_ci95_high', 'delta_ap_noise',
     'speed_ratio_mean', 'speed_ratio_std', 'speed_arrow', 'sec_per_iter', 'peak_memory_mb',
     'memory_ratio', 'hyperparams', 'published_ap', 'published_delta_ap', 'published_params',
     'published_speed', 'published_codebase', 'zoo_ap', 'params_deviation', 'note')
@@ -45,12 +46,15 @@ def record(row: Row, result: RowResult) -> dict:
     """One row of the table as plain data (what the CSV and JSON hold)."""
     implemented = result.status != 'not implemented'
     pub = row.published
+    interval = t_interval(result.delta_ap)
     return dict(
         key=row.key, solution=row.display_name, group=row.group, detector=row.detector,
         baseline=row.baseline, status=result.status, reason=result.reason,
         seeds=result.ap.n,
         ap_mean=_num(result.ap.mean, 2), ap_std=_num(result.ap.std, 2),
         delta_ap_mean=_num(result.delta_ap.mean, 2), delta_ap_std=_num(result.delta_ap.std, 2),
+        delta_ap_ci95_low=_num(interval[0], 2) if interval else None,
+        delta_ap_ci95_high=_num(interval[1], 2) if interval else None,
         delta_ap_noise=result.delta_noise,
         speed_ratio_mean=_num(result.speed_ratio.mean, 3),
         speed_ratio_std=_num(result.speed_ratio.std, 3),
@@ -134,15 +138,23 @@ MD_HEADER = ('group', 'solution', 'detector', 'AP', 'ΔAP', 'speed (time ratio)'
              'review speed', 'mmdet zoo AP')
 
 
+def _listed(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return '; '.join(str(v) for v in value) if value else '-'
+    return '-' if value in (None, '') else str(value)
+
+
 def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: dict) -> str:
     cells = markdown_rows(rows, results)
     out = [f'# Table 1, regenerated ({meta.get("benchmark", "")}'
            f'{"-" + meta["dataset"] if meta.get("dataset") else ""})', '']
     out.append(f'Command: `{meta.get("command", "")}`  ')
-    out.append(f'Seeds: {meta.get("seeds", "")}; machine: {meta.get("machine", "")}; '
-               f'finished {meta.get("date", "")}; total wall time {meta.get("wall_time", "")}'
+    out.append(f'Seeds: {_listed(meta.get("seeds"))}; precision: {_listed(meta.get("precision"))}'
+               f'; {_listed(meta.get("versions"))}  ')
+    out.append(f'Machine: {_listed(meta.get("machine"))}  ')
+    out.append(f'Built {meta.get("date", "")} in {meta.get("wall_time", "")}'
                + (f'; the rows\' training iterations took {meta["runs_time"]} (summed from '
-                  'their run.json)' if meta.get('runs_time') else '') + '.')
+                  'their run records)' if meta.get('runs_time') else '') + '.')
     out.append('')
     out.append('| ' + ' | '.join(MD_HEADER) + ' |')
     out.append('|' + '---|' * len(MD_HEADER))
@@ -151,7 +163,8 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
     out.append('')
     out.append('AP and ΔAP: `coco/bbox_mAP` x 100 from each run, mean ± sample std over seeds; ΔAP '
                'is paired by seed against the baseline trained in the same table run, "(noise)" '
-               'when its magnitude is below its spread. Speed: median steady-state seconds per '
+               'when its paired 95 % Student-t interval over seeds contains 0 (the interval is '
+               'in table1.json and .csv). Speed: median steady-state seconds per '
                f'training iteration (first {meta.get("warmup_iters", "")} iterations skipped) '
                'divided by the baseline\'s; > 1 is slower (↓), < 1 faster (↑), within 5 % "-". '
                'Peak memory: CUDA max allocated on GPU, process peak RSS on CPU. Params: '
@@ -211,6 +224,19 @@ GROUP_STYLE = {
 }
 
 
+def _coinciding(points, tolerance: Tuple[float, float] = (0.02, 0.6)):
+    """Group (x, y, name) points closer than ``tolerance`` in x and y: {(x, y): [names]}."""
+    groups: Dict[Tuple[float, float], List[str]] = {}
+    for x, y, name in points:
+        for gx, gy in groups:
+            if abs(gx - x) <= tolerance[0] and abs(gy - y) <= tolerance[1]:
+                groups[(gx, gy)].append(name)
+                break
+        else:
+            groups[(x, y)] = [name]
+    return groups
+
+
 def write_plot(path: str, rows: Sequence[Row], results: Dict[str, RowResult], meta: dict) -> int:
     """AP against relative training speed, one point per row with numbers; returns the number of
     points drawn."""
@@ -221,36 +247,41 @@ def write_plot(path: str, rows: Sequence[Row], results: Dict[str, RowResult], me
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     drawn = 0
     used_groups = set()
+    points = []
     for row in rows:
         res = results[row.key]
         if res.ap.mean is None:
             continue
         if row.is_baseline:
-            rel, rel_err = 1.0, None
+            ratio, ratio_err = 1.0, None
         elif res.speed_ratio.mean:
-            rel = 1.0 / res.speed_ratio.mean
-            rel_err = (res.speed_ratio.std / res.speed_ratio.mean ** 2
-                       if res.speed_ratio.std is not None else None)
+            ratio, ratio_err = res.speed_ratio.mean, res.speed_ratio.std
         else:
             continue
         color, marker = GROUP_STYLE.get(row.group, ('black', 'x'))
-        ax.errorbar(rel, res.ap.mean, xerr=rel_err, yerr=res.ap.std, fmt=marker, color=color,
+        ax.errorbar(ratio, res.ap.mean, xerr=ratio_err, yerr=res.ap.std, fmt=marker, color=color,
                     markersize=9 if row.is_baseline else 7,
                     markerfacecolor='white' if row.is_baseline else color, capsize=3,
                     label=row.group if row.group not in used_groups else None)
         used_groups.add(row.group)
-        ax.annotate(row.display_name, (rel, res.ap.mean), textcoords='offset points',
-                    xytext=(6, 4), fontsize=8)
+        points.append((ratio, res.ap.mean, row.display_name))
         drawn += 1
+    for (x, y), names in _coinciding(points).items():
+        # Points that (nearly) coincide share one label, one name per line.
+        ax.annotate('\n'.join(names), (x, y), textcoords='offset points', xytext=(6, 4),
+                    fontsize=8, va='bottom')
     ax.axvline(1.0, color='grey', lw=0.8, ls='--')
     ax.margins(x=0.2, y=0.15)
-    ax.set_xlabel('relative training speed (baseline s/iter ÷ row s/iter; < 1 is slower)')
+    ax.set_xlabel('training time ratio (row s/iter ÷ baseline s/iter; > 1 is slower), as in '
+                  'the table')
     ax.set_ylabel('AP (coco/bbox_mAP x 100)')
     bench = meta.get('benchmark', '')
     if meta.get('dataset'):
         bench += f' / {meta["dataset"]}'
-    ax.set_title(f'Table 1 regenerated: AP vs training speed ({bench}, '
-                 f'{meta.get("seeds", 1)} seed(s)); hollow = baseline')
+    seeds = meta.get('seeds', [0])
+    seeds = len(seeds) if isinstance(seeds, (list, tuple)) else seeds
+    ax.set_title(f'Table 1 regenerated: AP vs training time ({bench}, up to {seeds} seed(s), '
+                 f'{"/".join(meta.get("precision") or [])}); hollow = baseline', fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
     order = [labels.index(g) for g in GROUPS if g in labels]
     if order:

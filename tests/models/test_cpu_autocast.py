@@ -26,3 +26,23 @@ def test_roi_align_on_bfloat16_matches_float32_forward_and_backward():
     out16.float().sum().backward()
     assert bf16.grad.dtype == torch.bfloat16
     torch.testing.assert_close(bf16.grad.float(), f32.grad, rtol=2e-2, atol=2e-2)
+
+
+def test_roi_align_float32_features_with_bfloat16_rois():
+    # Under GroupNorm autocast leaves the FPN features in float32 while the proposals are bfloat16;
+    # the kernel reads the RoIs with the features' type, so they must be cast, not reinterpreted.
+    feats = torch.arange(1 * 2 * 8 * 8, dtype=torch.float32).reshape(1, 2, 8, 8) / 100
+    rois = torch.tensor([[0, 1., 1., 6., 6.], [0, 0., 2., 5., 7.]])
+    expected = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)
+    got = roi_align(feats, rois.bfloat16(), (2, 2), 1.0, 2, 'avg', True)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected)
+
+
+def test_roi_align_reads_channels_last_features_correctly():
+    feats = torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+    rois = torch.tensor([[0, 1., 1., 9., 9.], [0, 4., 2., 15., 11.]])
+    expected = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)
+    got = roi_align(feats.contiguous(memory_format=torch.channels_last), rois, (2, 2), 1.0, 2,
+                    'avg', True)
+    torch.testing.assert_close(got, expected)
