@@ -36,6 +36,7 @@ Usage::
 
     python benchmarks/loss_speed.py            # 2 x 120k x 80, takes a few minutes on 2 cores
     python benchmarks/loss_speed.py --quick    # 2 x 20k x 80
+    python benchmarks/loss_speed.py --ranking --threads 2 --repeat 7   # RS / aLRP vs FocalLoss
 """
 import argparse
 import math
@@ -73,6 +74,8 @@ def make_inputs(images: int,
         logits.normal_(-math.log(99.0), 0.02, generator=gen)
     elif regime == 'mid':
         logits.normal_(-6.0, 1.5, generator=gen)
+    elif regime == 'trained':
+        logits.normal_(-7.0, 1.5, generator=gen)
     else:
         raise ValueError(f'unknown regime {regime!r}')
     for img in range(images):
@@ -80,10 +83,10 @@ def make_inputs(images: int,
         pos = perm[:pos_per_image]
         labels[img, pos] = torch.randint(0, classes, (pos_per_image, ), generator=gen)
         weights[img, perm[pos_per_image:pos_per_image + int(ignore_frac * anchors)]] = 0
-        if regime == 'mid':
+        if regime in ('mid', 'trained'):
             # Positive entries (GT class of positive anchors) score higher.
             logits[img, pos, labels[img, pos]] = torch.randn(
-                pos_per_image, generator=gen) * 1.5 - 1.0
+                pos_per_image, generator=gen) * 1.5 - (1.0 if regime == 'mid' else 0.0)
     return dict(logits=logits, labels=labels, label_weights=weights)
 
 
@@ -121,10 +124,48 @@ def case_dr_loss(inputs) -> Callable:
     from mmdet_imbalance.models.losses.dr_loss import dr_loss
 
     def run(logits):
-        # DR Loss ranks per image (algorithms.md §2.4): one call per image, then the mean.
+        # DR Loss ranks per image (docs/methods/dr-loss.md §4): one call per image, then the mean.
         return sum(
             dr_loss(logits[i], inputs['labels'][i], inputs['label_weights'][i])
             for i in range(logits.size(0))) / logits.size(0)
+
+    return run
+
+
+def _positive_values(inputs, low: float, high: float) -> torch.Tensor:
+    """One fixed value in [low, high) per positive anchor (IoU labels, localisation errors)."""
+    num_pos = int((inputs['labels'] < inputs['logits'].size(-1)).sum())
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(num_pos, generator=gen) * (high - low) + low
+
+
+def case_rs_loss(inputs) -> Callable:
+    from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import ap_loss_targets
+    from mmdet_imbalance.models.losses.rank_sort_loss import rank_sort_loss
+    ious = _positive_values(inputs, 0.5, 1.0)
+
+    def run(logits):
+        # Targets with IoU labels are built in the timed work, as one-hot encoding in FocalLoss.
+        num_classes = logits.size(-1)
+        targets = ap_loss_targets(inputs['labels'], inputs['label_weights'],
+                                  num_classes).to(logits.dtype)
+        targets[targets == 1] = ious
+        ranking, sorting = rank_sort_loss(logits.reshape(-1), targets.reshape(-1))
+        return ranking + sorting
+
+    return run
+
+
+def case_alrp_loss(inputs) -> Callable:
+    from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import ap_loss_targets
+    from mmdet_imbalance.models.losses.alrp_loss import alrp_loss
+    errors = _positive_values(inputs, 0.0, 2.0)
+
+    def run(logits):
+        num_classes = logits.size(-1)
+        targets = ap_loss_targets(inputs['labels'], inputs['label_weights'], num_classes)
+        cls_loss, loc_loss = alrp_loss(logits.reshape(-1), targets.reshape(-1), errors)
+        return cls_loss + loc_loss
 
     return run
 
@@ -133,6 +174,8 @@ CASES = {
     'focal': case_focal,
     'ap-loss': case_ap_loss,
     'dr-loss': case_dr_loss,
+    'rs-loss': case_rs_loss,
+    'alrp-loss': case_alrp_loss,
 }
 BASELINE = 'focal'
 
@@ -156,6 +199,38 @@ def fwd_bwd(run: Callable, logits: torch.Tensor) -> float:
     if not torch.isfinite(loss) or not torch.isfinite(x.grad).all():
         raise RuntimeError('non-finite loss or gradient')
     return elapsed
+
+
+def ranking_pairs(args) -> None:
+    """RS and aLRP Loss against FocalLoss (goal: <= 1.5x in both regimes).
+
+    One image of ``--anchors`` (default 60k) x ``--classes`` logits, 150 and 1000 positives, in
+    the init-like regime (every logit ~ the prior bias, all negatives inside the ramps) and the
+    trained-like one (negatives ~ N(-7, 1.5), positives ~ N(0, 1.5)). Each repetition times
+    FocalLoss and the loss back to back; the median of the per-pair ratios is printed, so that
+    load changes on a shared machine cancel within a pair.
+    """
+    print(f'torch {torch.__version__}, {args.threads} threads; logits {args.images} x '
+          f'{args.anchors} x {args.classes} float32; forward + backward; median of '
+          f'{args.repeat} back-to-back pairs')
+    header = f'{"regime":<9}{"|P|":>6} {"case":<10}{"focal ms":>9}{"loss ms":>9}{"ratio":>7}'
+    print(header)
+    print('-' * len(header))
+    for regime, label in (('early', 'init'), ('trained', 'trained')):
+        for pos in (150, 1000):
+            inputs = make_inputs(args.images, args.anchors, args.classes, pos, regime)
+            runners = build_cases(inputs, [BASELINE, 'rs-loss', 'alrp-loss'])
+            for run in runners.values():
+                fwd_bwd(run, inputs['logits'])  # warm-up
+            for name in ('rs-loss', 'alrp-loss'):
+                pairs = [(fwd_bwd(runners[BASELINE], inputs['logits']),
+                          fwd_bwd(runners[name], inputs['logits'])) for _ in range(args.repeat)]
+                focal = statistics.median(p[0] for p in pairs)
+                loss = statistics.median(p[1] for p in pairs)
+                ratio = statistics.median(p[1] / p[0] for p in pairs)
+                print(f'{label:<9}{pos * args.images:>6} {name:<10}{focal * 1e3:9.0f}'
+                      f'{loss * 1e3:9.0f}{ratio:7.2f}')
+            del inputs, runners
 
 
 def time_cases(runners: Dict[str, Callable], logits: torch.Tensor, repeat: int):
@@ -234,10 +309,18 @@ def main() -> None:
         default=None,
         help='positives per image for the |P| growth table')
     parser.add_argument('--no-memory', action='store_true', help='skip the subprocess memory runs')
+    parser.add_argument(
+        '--ranking',
+        action='store_true',
+        help='RS / aLRP Loss vs FocalLoss: 1 x 60k x 80, 150 and 1000 positives, init-like and '
+        'trained-like logits, median of per-pair ratios')
     parser.add_argument('--child-case', help=argparse.SUPPRESS)
     parser.add_argument('--child-regime', help=argparse.SUPPRESS)
     parser.add_argument('--child-pos', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ranking:
+        args.images = 1 if args.images == 2 else args.images
+        args.anchors = args.anchors or 60_000
     if args.anchors is None:
         args.anchors = 20_000 if args.quick else 120_000
     if args.repeat is None:
@@ -250,6 +333,9 @@ def main() -> None:
     if BASELINE not in args.cases:
         args.cases.insert(0, BASELINE)
     torch.set_num_threads(args.threads)
+    if args.ranking:
+        ranking_pairs(args)
+        return
 
     print(f'torch {torch.__version__}, {args.threads} threads; logits {args.images} x '
           f'{args.anchors} x {args.classes} float32; forward + backward; '

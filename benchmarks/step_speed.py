@@ -78,7 +78,7 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
     from mmengine.runner import Runner
 
     from mmdet.registry import MODELS
-    from mmdet_imbalance.runner import build_runner_config
+    from mmdet_imbalance.config_builder import build_runner_config
     cfg = build_runner_config(config, dataset=dataset, precision=precision,
                               work_dir=os.path.join(REPO_ROOT, 'work_dirs', 'step_speed'))
     torch.manual_seed(0)

@@ -4,21 +4,20 @@ Kept in the package (like ``mmdet.testing``) so that tests in every folder, and 
 own rows, can call them without path tricks.
 """
 import copy
-import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
 
-R50_INIT_KEYS = ('init_cfg', 'pretrained')
-
 
 def load_config(path: str) -> Config:
-    """Load a row config (local file whose ``_base_`` may use ``mmdet::``)."""
-    import mmdet_imbalance  # noqa: F401  (registers modules, as custom_imports would)
+    """Load a row config (local file whose ``_base_`` may use ``mmdet::``) with every module
+    registered and mmdet as the default scope, as a Runner would see it."""
     from mmdet.utils import register_all_modules
+
+    from mmdet_imbalance.config_builder import load_config as load
     register_all_modules(init_default_scope=True)
-    return Config.fromfile(path)
+    return load(path)
 
 
 def shrink_model_cfg(model_cfg: Union[Config, ConfigDict, dict]) -> ConfigDict:
@@ -137,7 +136,3 @@ def predict(model, batch: dict):
     model.eval()
     with torch.no_grad():
         return model(**batch, mode='predict')
-
-
-def is_finite_number(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -6,30 +6,37 @@
         --data-root /data/coco --device cuda
     python tools/imbalance_stats.py configs/mini/faster-rcnn_mini.py \\
         --checkpoint work_dirs/faster-rcnn_mini/iter_300.pth          # adds the RoI candidates
+    python tools/imbalance_stats.py --write-docs docs/imbalance_stats.md   # regenerates its tables
 
 One pass over the training annotations with the config's anchor/point generators and assigners
 (no image is decoded, no network is run, except for the RoI stage with --checkpoint); see
-mmdet_imbalance/analysis/imbalance_stats.py for what is counted and how. Results are cached in
+mmdet_imbalance/analysis/ for what is counted and how. Results are cached in
 work_dirs/imbalance_stats/, where SamplingFreePriorHook finds them for prior_prob='auto'.
+
+--write-docs DOC reruns the tool for every section marked in DOC (<!-- imbalance-stats:begin NAME
+followed by one argument list per line -->) and rewrites the table up to its end marker; the rest
+of DOC is kept. --cache-dir, --no-cache and --device apply to every argument list.
 """
 import argparse
 import json
 import os.path as osp
+import shlex
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmdet_imbalance.analysis.imbalance_stats import (DEFAULT_CACHE_DIR, STAGES,  # noqa: E402
-                                                      format_table, get_imbalance_stats,
-                                                      train_dataset_cfg)
+from mmdet_imbalance.analysis import (DEFAULT_CACHE_DIR, STAGES, doc_sections,  # noqa: E402
+                                      format_doc_table, format_table, get_imbalance_stats,
+                                      rewrite_doc, train_dataset_cfg)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='config file (its model and train_dataloader are used)')
+    parser.add_argument('config', nargs='?',
+                        help='config file (its model and train_dataloader are used)')
     parser.add_argument('--stages', nargs='+', choices=STAGES,
                         help='stages to count (default: every stage the config has)')
     parser.add_argument('--checkpoint', help='two-stage detector weights: also count the RoI '
@@ -44,13 +51,22 @@ def parse_args(argv=None):
     parser.add_argument('--json', help='also write the full result to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
-    return parser.parse_args(argv)
+    parser.add_argument('--write-docs', metavar='DOC',
+                        help='instead of one config: regenerate the marked tables of DOC')
+    parser.add_argument('--sections', nargs='+', metavar='NAME',
+                        help='with --write-docs: only these sections (default: all)')
+    args = parser.parse_args(argv)
+    if (args.config is None) == (args.write_docs is None):
+        parser.error('give either a config or --write-docs DOC')
+    if args.sections and not args.write_docs:
+        parser.error('--sections needs --write-docs')
+    return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def compute(args) -> dict:
+    """The statistics of ``args.config`` with the command line's dataset and config options."""
     import mmdet_imbalance  # noqa: F401  (registers modules)
-    from mmdet_imbalance.runner import load_config, use_mini_dataset
+    from mmdet_imbalance.config_builder import load_config, use_mini_dataset
     cfg = load_config(args.config)
     if args.dataset:
         use_mini_dataset(cfg, args.dataset)
@@ -58,10 +74,46 @@ def main(argv=None):
         train_dataset_cfg(cfg).data_root = args.data_root.rstrip('/') + '/'
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    stats = get_imbalance_stats(
+    return get_imbalance_stats(
         cfg, stages=args.stages, checkpoint=args.checkpoint, cache_dir=args.cache_dir,
         num_images=args.num_images, seed=args.seed, use_cache=not args.no_cache,
         progress=sys.stdout.isatty(), device=args.device)
+
+
+def write_docs(args) -> dict:
+    """Rewrites the sections of ``args.write_docs``; returns name -> table."""
+    with open(args.write_docs) as f:
+        text = f.read()
+    sections = doc_sections(text)
+    names = args.sections or list(sections)
+    unknown = sorted(set(names) - set(sections))
+    if unknown:
+        raise SystemExit(f'{args.write_docs} has no section {unknown}; it has {list(sections)}')
+    tables = {}
+    for name in names:
+        results = []
+        for argv in sections[name]:
+            print(f'[{name}] imbalance_stats.py {shlex.join(argv)}', flush=True)
+            line_args = parse_args(argv)
+            if line_args.write_docs:
+                raise SystemExit(f'section {name!r}: an argument list cannot --write-docs')
+            # How and where results are computed, not what: taken from this command.
+            line_args.cache_dir, line_args.no_cache, line_args.device = \
+                args.cache_dir, args.no_cache, args.device
+            results.append(compute(line_args))
+        tables[name] = format_doc_table(results)
+        print(tables[name])
+    with open(args.write_docs, 'w') as f:
+        f.write(rewrite_doc(text, tables))
+    print(f"{args.write_docs}: rewrote {', '.join(names)}")
+    return tables
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.write_docs:
+        return write_docs(args)
+    stats = compute(args)
     print(format_table(stats))
     for entry in stats['stages'].values():
         print(f"{entry['stage']}: {entry.get('cache_file', '(not cached)')}")

@@ -6,7 +6,7 @@
 import argparse
 import time
 
-from mmdet_imbalance.datasets import EMBEDDED, prepare
+from mmdet_imbalance.datasets import EMBEDDED, EmbeddedDataError, prepare
 
 
 def main():
@@ -22,7 +22,10 @@ def main():
         parser.error(f'unknown dataset(s) {unknown}; choose from {sorted(EMBEDDED)}')
     for name in args.names or sorted(EMBEDDED):
         start = time.time()
-        manifest = prepare(name, f'{args.root}/{name}', force=args.force)
+        try:
+            manifest = prepare(name, f'{args.root}/{name}', force=args.force)
+        except EmbeddedDataError as err:  # files that differ from the manifest: never rebuilt here
+            parser.exit(1, f'[data] error: {err}\n')
         counts = ', '.join(f"{s}: {manifest[s]['images']} images / {manifest[s]['boxes']} boxes "
                            f"(GT self-AP {manifest[s]['self_ap']:.3f})" for s in ('train', 'val'))
         print(f'[data] {name} at {args.root}/{name}: {counts} [{time.time() - start:.1f}s]')

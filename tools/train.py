@@ -14,14 +14,12 @@ import os
 import os.path as osp
 import sys
 
-# Resuming an mmengine checkpoint on torch >= 2.6 needs full unpickling (mmengine#1655).
-os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 
 from mmdet_imbalance.engine.precision import PRECISIONS  # noqa: E402
-from mmdet_imbalance.runner import build_runner_config  # noqa: E402
+from mmdet_imbalance.config_builder import (CfgOptionsAction, build_runner_config,  # noqa: E402
+                                            check_work_dir, embedded_data_roots)
 
 
 def parse_args(argv=None):
@@ -43,7 +41,7 @@ def parse_args(argv=None):
                              '(replacing its record); without it such a work dir is refused')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the total batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config keys, e.g. train_cfg.max_iters=20')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -60,6 +58,12 @@ def main(argv=None):
         cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume,
         precision=args.precision, overwrite=args.overwrite,
         auto_scale_lr=args.auto_scale_lr)
+    try:
+        cfg.work_dir = check_work_dir(cfg.work_dir)
+    except OSError as err:
+        raise SystemExit(f'error: {err}')
+    print(f'work dir: {cfg.work_dir}' + ''.join(
+        f'; embedded data: {root}' for root in embedded_data_roots(cfg)))
     Runner.from_cfg(cfg).train()
 
 

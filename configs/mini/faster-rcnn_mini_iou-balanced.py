@@ -1,6 +1,7 @@
 # Mini (CPU-scale) counterpart of configs/table1/faster-rcnn_r50_fpn_1x_coco_iou-balanced.py: the
-# same delta, Libra R-CNN's IoU-balanced sampler alone in the RoI head (algorithms.md §5); the
-# sampler's num, pos_fraction, neg_pos_ub and add_gt_as_proposals are merged from the mini baseline.
+# same delta, Libra R-CNN's IoU-balanced sampler alone in the RoI head
+# (docs/methods/iou-balanced-sampling.md §4); the sampler's num, pos_fraction, neg_pos_ub and
+# add_gt_as_proposals are merged from the mini baseline.
 _base_ = './faster-rcnn_mini.py'
 
 model = dict(

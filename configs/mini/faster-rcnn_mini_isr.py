@@ -1,7 +1,7 @@
 # Mini (CPU-scale) counterpart of configs/table1/faster-rcnn_r50_fpn_1x_coco_isr.py: the same delta,
 # PISA's ISR-P (PISARoIHead + train_cfg.rcnn.isr) and ISR-N (ScoreHLRSampler) without CARL, the
 # baseline's proposals and bbox loss kept (the COCO row's comment gives the reasons;
-# algorithms.md §5).
+# docs/methods/isr.md §4).
 _base_ = './faster-rcnn_mini.py'
 
 model = dict(

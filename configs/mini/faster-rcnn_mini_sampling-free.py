@@ -1,7 +1,8 @@
 # Mini (CPU-scale) counterpart of configs/table1/faster-rcnn_r50_fpn_1x_coco_sampling-free.py, with
 # the same deltas (that file gives the sources), except that the RPN prior is measured on the
 # training set: prior_prob='auto' takes pi* = N_fg / (N_fg + N_bg) over the RPN anchors inside the
-# image (allowed_border=0) of the config's own train pipeline (algorithms.md §4.2).
+# image (allowed_border=0) of the config's own train pipeline (docs/methods/sampling-free.md
+# §2, §7).
 # SamplingFreePriorHook computes it on first use (cached in work_dirs/imbalance_stats/, see
 # tools/imbalance_stats.py) before the weights are initialised.
 _base_ = './faster-rcnn_mini.py'

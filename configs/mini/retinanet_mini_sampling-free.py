@@ -1,9 +1,9 @@
 # Mini (CPU-scale) counterpart of configs/table1/retinanet_r50_fpn_1x_coco_sampling-free.py, with
 # the same deltas (that file gives the sources), except that the prior is measured on the training
 # set: prior_prob='auto' takes pi* = N_fg / (C (N_fg + N_bg)) over the RetinaNet anchors of the
-# config's own train pipeline (algorithms.md §4.2). SamplingFreePriorHook computes it on first use
-# (cached in work_dirs/imbalance_stats/, see tools/imbalance_stats.py) before the weights are
-# initialised; the test threshold follows it.
+# config's own train pipeline (docs/methods/sampling-free.md §2). SamplingFreePriorHook computes
+# it on first use (cached in work_dirs/imbalance_stats/, see tools/imbalance_stats.py) before the
+# weights are initialised; the test threshold follows it.
 _base_ = './retinanet_mini.py'
 
 model = dict(

@@ -8,3 +8,9 @@ custom_hooks = [dict(type='ImbalanceTableHook')]
 # Stock DetDataPreprocessor plus the removal of GT boxes under 1 px (as COCO's loader does), so
 # that no row meets the -inf regression target of a zero-width box.
 model = dict(data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'))
+# mmdet's CocoDataset, plus a warning that counts, per reason and once per file, the annotations it
+# drops (degenerate, non-finite, outside the image, unknown category) instead of dropping them in
+# silence (mmdet_imbalance/datasets/checked_coco.py).
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader

@@ -1,5 +1,5 @@
 # Table 1 row "ISR / Faster R-CNN": PISA's importance-based sample reweighting without CARL
-# (algorithms.md §5). PISARoIHead applies ISR-P (train_cfg.rcnn.isr, k=2, bias=0: positives
+# (docs/methods/isr.md). PISARoIHead applies ISR-P (train_cfg.rcnn.isr, k=2, bias=0: positives
 # reweighted by IoU-HLR) and ScoreHLRSampler applies ISR-N (k=0.5, bias=0: negatives sampled and
 # weighted by Score-HLR; score_thr=0.05 and iou_thr=0.5 stay at their defaults). num=512,
 # pos_fraction=0.25, neg_pos_ub=-1 and add_gt_as_proposals are merged from the baseline sampler.

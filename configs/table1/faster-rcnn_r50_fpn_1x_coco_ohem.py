@@ -1,4 +1,4 @@
-# Table 1 row "OHEM / Faster R-CNN" (algorithms.md §5): the stock mmdet OHEMSampler replaces the
+# Table 1 row "OHEM / Faster R-CNN" (docs/methods/ohem.md): the stock mmdet OHEMSampler replaces the
 # baseline's RandomSampler in the RoI head only. It keeps the baseline's 512 RoIs per image at
 # pos_fraction 0.25 and mines both positives and negatives by their per-RoI classification loss
 # (the RoI head is passed in as the sampler's context). The RPN keeps its RandomSampler.

@@ -1,5 +1,5 @@
-# Beyond the review: Sampling-Free on FCOS, the 2021 recipe of algorithms.md §4.5 (FCOS is not in
-# Table 1). Deltas on the FCOS Focal Loss baseline:
+# Beyond the review: Sampling-Free on FCOS, the 2021 recipe of docs/methods/sampling-free.md §6
+# (FCOS is not in Table 1). Deltas on the FCOS Focal Loss baseline:
 # - SamplingFreeFCOSHead: plain sigmoid CE over all points / N_pos instead of Focal Loss, guided by
 #   the box loss with s = 1 (the Dec-2019 form; the 2021 learnable weighting is not reproduced, see
 #   the head's docstring).

@@ -1,11 +1,11 @@
-# Table 1 row "AP Loss" (Chen et al., CVPR 2019; algorithms.md §1) on the mmdet RetinaNet R50-FPN 1x
-# baseline. Only the classification loss changes:
-# - APLoss(delta=1.0), the code's default (§1.4), in APLossRetinaHead: one ranking over all FPN
-#   levels and all images of the per-GPU batch (§1.5, as the reference), error-driven update.
+# Table 1 row "AP Loss" (Chen et al., CVPR 2019; docs/methods/ap-loss.md) on the mmdet RetinaNet
+# R50-FPN 1x baseline. Only the classification loss changes:
+# - APLoss(delta=1.0), the code's default (§8), in APLossRetinaHead: one ranking over all FPN
+#   levels and all images of the per-GPU batch (§5, as the reference), error-driven update (§3).
 # - Kept from the baseline: L1 regression with mmdet's normalisation (the reference's smooth-L1
-#   quirk of §1.6 is not replicated), 9 anchors, 800 px, lr 0.01 for batch 16, 12 epochs.
+#   quirk of §7 is not replicated), 9 anchors, 800 px, lr 0.01 for batch 16, 12 epochs.
 # This is not the recipe behind the paper's 35.0 (512 px, 100 epochs, SSD augmentation, lr 0.001;
-# §1.7, §6 item 6): see retinanet_r50_fpn_ssd512-100e_coco_ap-loss.py for that one. The lr is the
+# §7, §9): see retinanet_r50_fpn_ssd512-100e_coco_ap-loss.py for that one. The lr is the
 # baseline's on purpose (the row measures the loss swap); the reference's 10x lower lr belongs to
 # its own recipe.
 _base_ = './retinanet_r50_fpn_1x_coco.py'

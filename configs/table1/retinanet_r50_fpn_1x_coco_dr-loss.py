@@ -1,8 +1,9 @@
-# Table 1 row "DR Loss" (Qian et al., CVPR 2020; algorithms.md §2). The review prints it under
-# Faster R-CNN, but its paper and reference code (idstcv/DR_loss, dr_R-50-FPN_1x.yaml) train it on
-# RetinaNet, so it is a RetinaNet row here. Deltas on the Focal Loss baseline, all from that config:
+# Table 1 row "DR Loss" (Qian et al., CVPR 2020; docs/methods/dr-loss.md). The review prints it
+# under Faster R-CNN, but its paper and reference code (idstcv/DR_loss, dr_R-50-FPN_1x.yaml) train
+# it on RetinaNet, so it is a RetinaNet row here (§6). Deltas on the Focal Loss baseline, all from
+# that config:
 # - DRLoss(margin 0.5, lambda+ 1, lambda- 0.1/ln 3.5, L 6, tau 4) replaces Focal Loss; the head
-#   computes it per image over all FPN levels and averages over images (DRLossRetinaHead, §2.4).
+#   computes it per image over all FPN levels and averages over images (DRLossRetinaHead, §4).
 # - Classification prior 0.5: the retina_cls bias starts at 0, not -4.6 (PRIOR_PROB 0.5).
 # - Assigner neg_iou_thr 0.5 = pos_iou_thr: no ignore band (BG_IOU_THRESHOLD 0.5).
 # - Test score_thr 0.2 (INFERENCE_TH): DR scores are not calibrated, negatives sit around 0.1-0.3;

@@ -1,5 +1,5 @@
-# Table 1 row "GHM-C / RetinaNet" (algorithms.md §5): GHMC(bins=30, momentum=0.75) replaces Focal
-# Loss; nothing else changes.
+# Table 1 row "GHM-C / RetinaNet" (docs/methods/ghm-c.md): GHMC(bins=30, momentum=0.75) replaces
+# Focal Loss; nothing else changes.
 # - Biased initialisation kept: RetinaHead's retina_cls bias stays at prior 0.01, as in the review.
 # - Regression stays the baseline's L1Loss: no GHM-R (that is the zoo-check row
 #   configs/zoo/retinanet_r50_fpn_ghm-1x_coco.py).

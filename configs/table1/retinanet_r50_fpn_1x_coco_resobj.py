@@ -1,5 +1,5 @@
 # Table 1 row "ResObj" (Residual Objectness, Chen et al., arXiv 1908.09075 / PR 2022;
-# algorithms.md §3), following the released code (chenjoya/resobj @ 15da804,
+# docs/methods/resobj.md), following the released code (chenjoya/resobj @ 15da804,
 # resobj_retinanet_R_50_FPN_1x.py). Deltas on the Focal Loss baseline:
 # - ResObjRetinaHead: an objectness estimator plus num_stages=1 residual stage on the
 #   classification tower, summed in logit space; every objectness score conv starts at prior

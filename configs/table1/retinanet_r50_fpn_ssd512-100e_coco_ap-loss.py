@@ -1,5 +1,5 @@
-# AP-Loss with the AP-Loss paper's own training recipe (algorithms.md §1.7), so that a run can be
-# compared with the 35.0 AP it reports for R-50 at 512 px (§1.8; Table 1 quotes that number).
+# AP-Loss with the AP-Loss paper's own training recipe (docs/methods/ap-loss.md §7), so that a run
+# can be compared with the 35.0 AP it reports for R-50 at 512 px (§9; Table 1 quotes that number).
 # Delta on configs/table1/retinanet_r50_fpn_1x_coco_ap-loss.py:
 # - 6 anchors per location: ratios {0.5, 1, 2} x scales {2^0, 2^0.5}, size 4 x stride.
 # - 512 x 512 training input with SSD augmentation: photometric distortion, expand (zoom out up to
@@ -7,7 +7,7 @@
 # - SGD lr 0.001 for batch 16, momentum 0.9, wd 1e-4; linear warm-up over 500 iterations from lr/3;
 #   100 epochs with lr x0.1 at epochs 60 and 80.
 # - All BatchNorm layers frozen (statistics and affine parameters); conv1 + layer1 frozen.
-# - Regression as the reference *applies* it (§1.6): deltas divided by (0.1, 0.1, 0.2, 0.2),
+# - Regression as the reference *applies* it (§7): deltas divided by (0.1, 0.1, 0.2, 0.2),
 #   smooth-L1 with beta 1, per-coordinate mean over positive anchors (loss_weight 0.25 with mmdet's
 #   per-anchor avg_factor). The logged loss_bbox is therefore 1/4 of the reference's logged value.
 # - Regression output weights initialised N(0, 0.001); classification prior 0.01 as the baseline.

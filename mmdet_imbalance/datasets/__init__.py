@@ -1,4 +1,6 @@
 """Embedded benchmark data (trees from deepforest's photos, generated shapes), its dataset class."""
-from .embedded import EMBEDDED, EmbeddedCocoDataset, is_prepared, prepare
+from .checked_coco import AnnotationFileError, CheckedCocoDataset
+from .embedded import EMBEDDED, EmbeddedCocoDataset, EmbeddedDataError, is_prepared, prepare
 
-__all__ = ['EMBEDDED', 'EmbeddedCocoDataset', 'is_prepared', 'prepare']
+__all__ = ['AnnotationFileError', 'CheckedCocoDataset', 'EMBEDDED', 'EmbeddedCocoDataset',
+           'EmbeddedDataError', 'is_prepared', 'prepare']

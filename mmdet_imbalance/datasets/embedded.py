@@ -2,26 +2,36 @@
 
 ``prepare('trees')`` converts deepforest's bundled NEON photos; ``prepare('shapes')`` generates the
 synthetic set. Both write COCO json (``annotations/instances_{train,val}.json``) plus ``images/``,
-and a ``manifest.json`` that records the generator version, the box counts and the pycocotools
-GT-against-itself AP (must be 1.0). Preparation is idempotent, runs under a file lock (several
-ranks or processes may ask at once) and builds in a temporary folder that is renamed into place,
-so an interrupted run never leaves a half-written dataset behind.
+and a ``manifest.json`` that records the generator version, the box counts, the pycocotools
+GT-against-itself AP (must be 1.0) and a fingerprint of the files. Preparation is idempotent, runs
+under a file lock (several ranks or processes may ask at once) and builds in a temporary folder
+that is renamed into place, so an interrupted run never leaves a half-written dataset behind.
 
-``EmbeddedCocoDataset`` is mmdet's ``CocoDataset`` plus that first-use preparation, so a mini
-config trains through ``tools/train.py``, ``mim train`` or a distributed launcher alike with no
-separate data step.
+Every use checks the files against the manifest (the sha256 of each annotation file, the names and
+sizes of the images: milliseconds), because mmdet's loader trains on an edited or damaged file
+without a word. A mismatch is an error that names the file and the command that rebuilds it; the
+data is never rebuilt silently, which would overwrite the user's edits.
+
+``EmbeddedCocoDataset`` is ``CheckedCocoDataset`` (mmdet's ``CocoDataset`` reporting the boxes it
+drops) plus that first-use preparation, so a mini config trains through ``tools/train.py``,
+``mim train`` or a distributed launcher alike with no separate data step.
 """
+import contextlib
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from typing import Optional
 
-from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
+from mmengine.logging import print_log
 
 from . import coco_format, shapes, trees
+from .checked_coco import UNDER_1PX, CheckedCocoDataset, drop_reason
 
 # Bump a version when its generator's output changes: data of another version is rebuilt.
 EMBEDDED = {
@@ -29,6 +39,13 @@ EMBEDDED = {
     'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=3),
 }
 SPLITS = ('train', 'val')
+# The manifest key of the files' fingerprint (see ``fingerprint``).
+INTEGRITY = 'integrity'
+
+
+class EmbeddedDataError(RuntimeError):
+    """Prepared data whose files do not match its manifest; the message names the file and the
+    command that rebuilds it."""
 
 
 def ann_file(root: str, split: str) -> str:
@@ -41,12 +58,132 @@ def _check_name(name: str) -> dict:
     return EMBEDDED[name]
 
 
+def rebuild_command(name: str, root: str) -> str:
+    """The command that rebuilds ``name`` at ``root``."""
+    parent, base = os.path.split(os.path.normpath(root))
+    if base != name:  # prepare_data.py writes <root>/<name> only
+        return f"mmdet_imbalance.datasets.prepare('{name}', '{root}', force=True)"
+    return f'python tools/prepare_data.py {name} --force' + (
+        '' if parent == 'data' else f" --root {parent or '.'}")
+
+
 def read_manifest(root: str) -> Optional[dict]:
     path = os.path.join(root, 'manifest.json')
     if not os.path.isfile(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except ValueError as err:
+            name = os.path.basename(os.path.normpath(root))
+            raise EmbeddedDataError(f'{path}: not valid json ({err}). '
+                                    f'{rebuild_command(name, root)} rebuilds the dataset.') from err
+
+
+def _sha256(path: str) -> Optional[str]:
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(root: str) -> dict:
+    """What the manifest records of the files: the sha256 of each annotation file, and of the
+    image folder's sorted file names and sizes (a stat is milliseconds where reading the images
+    would take seconds on every use; an edited image almost always changes size)."""
+    images = os.path.join(root, 'images')
+    entries = sorted((e.name, e.stat().st_size) for e in os.scandir(images)
+                     if e.is_file()) if os.path.isdir(images) else []
+    listing = ''.join(f'{name}\t{size}\n' for name, size in entries).encode()
+    return dict(annotations={os.path.relpath(ann_file(root, s), root): _sha256(ann_file(root, s))
+                             for s in SPLITS},
+                images=dict(files=len(entries), sha256=hashlib.sha256(listing).hexdigest()))
+
+
+def verify(name: str, root: str, manifest: dict) -> dict:
+    """Check ``root``'s files against ``manifest``'s fingerprint; return the manifest."""
+    recorded, actual = manifest[INTEGRITY], fingerprint(root)
+    changed = [os.path.join(root, rel) for rel, digest in recorded['annotations'].items()
+               if actual['annotations'].get(rel) != digest]
+    if actual['images'] != recorded['images']:
+        changed.append(f"{os.path.join(root, 'images')}/ ({actual['images']['files']} files where "
+                       f"{recorded['images']['files']} were prepared, or their sizes differ)")
+    if changed:
+        raise EmbeddedDataError(
+            f"{' and '.join(changed)}: content differs from what "
+            f"{os.path.join(root, 'manifest.json')} recorded when the data was prepared (edited or "
+            'damaged). '
+            f'{rebuild_command(name, root)} rebuilds the dataset, overwriting any edit; it is never'
+            ' rebuilt silently.')
+    return manifest
+
+
+def _split_problem(root: str, split: str, manifest: dict) -> Optional[str]:
+    """What is wrong with a split prepared before manifests kept hashes, as far as its manifest
+    (counts, classes) and the boxes themselves can tell; None if nothing."""
+    path = ann_file(root, split)
+    try:
+        with open(path) as f:
+            coco = json.load(f)
+        images, anns = coco['images'], coco['annotations']
+        names = [c['name'] for c in sorted(coco['categories'], key=lambda c: c['id'])]
+        cat_ids = {c['id'] for c in coco['categories']}
+        size = {i['id']: (i['width'], i['height']) for i in images}
+        missing = [i['file_name'] for i in images
+                   if not os.path.isfile(os.path.join(root, 'images', i['file_name']))]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        return f'not a COCO annotation file ({type(err).__name__}: {err})'
+    record = manifest.get(split) or {}
+    if (len(images), len(anns)) != (record.get('images'), record.get('boxes')):
+        return (f"{len(images)} images and {len(anns)} boxes where the manifest records "
+                f"{record.get('images')} and {record.get('boxes')}")
+    if names != manifest.get('classes'):
+        return f"categories {names} where the manifest records {manifest.get('classes')}"
+    bad = Counter(drop_reason(a, *size.get(a.get('image_id'), (0, 0)), cat_ids, cat_ids)
+                  for a in anns)
+    # Boxes under 1 px can come out of the generator's clipping; mmdet drops them at load time.
+    for fine in (None, UNDER_1PX):
+        bad.pop(fine, None)
+    if bad:
+        return 'boxes that cannot train: ' + ', '.join(f'{n} {r}' for r, n in bad.most_common())
+    if missing:
+        return f"{len(missing)} image files missing from {os.path.join(root, 'images')}"
+    return None
+
+
+def _adopt(name: str, root: str, manifest: dict) -> dict:
+    """Record the fingerprint of data prepared before manifests kept one, once its files pass
+    every check the manifest allows; from then on every use is checked against it. Rebuilding
+    instead would overwrite, in silence, any edit the user made."""
+    for split in SPLITS:
+        problem = _split_problem(root, split, manifest)
+        if problem:
+            raise EmbeddedDataError(
+                f'{ann_file(root, split)}: {problem}. The data was prepared before manifests '
+                f'recorded file hashes, so this cannot be told apart from an edit: '
+                f'{rebuild_command(name, root)} rebuilds the dataset, overwriting the file.')
+    manifest = dict(manifest, **{INTEGRITY: fingerprint(root)})
+    path = os.path.join(root, 'manifest.json')
+    with open(path + '.tmp', 'w') as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(path + '.tmp', path)
+    print_log(f'{root}: recorded the content hashes of its files in {path} (prepared before '
+              'manifests kept them); every later use is checked against them', logger='current',
+              level=logging.INFO)
+    return manifest
+
+
+@contextlib.contextmanager
+def _lock(root: str):
+    """An exclusive lock on preparing ``root``, shared by every process and rank."""
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.join(parent, f'.{os.path.basename(root)}.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def is_prepared(name: str, root: str) -> bool:
@@ -57,18 +194,25 @@ def is_prepared(name: str, root: str) -> bool:
 
 
 def prepare(name: str, root: Optional[str] = None, force: bool = False) -> dict:
-    """Build ``name`` under ``root`` (default ``data/<name>``) unless there; return its manifest."""
+    """Build ``name`` under ``root`` (default ``data/<name>``) unless there; return its manifest.
+
+    Prepared data is checked against its manifest's fingerprint; a mismatch raises
+    ``EmbeddedDataError`` (``force=True`` rebuilds).
+    """
     spec = _check_name(name)
     root = root or os.path.join('data', name)
     root = root.rstrip('/')
     if not force and is_prepared(name, root):
-        return read_manifest(root)
+        manifest = read_manifest(root)
+        if INTEGRITY in manifest:
+            return verify(name, root, manifest)
     parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    with open(os.path.join(parent, f'.{os.path.basename(root)}.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _lock(root):
         if not force and is_prepared(name, root):  # another process finished it meanwhile
-            return read_manifest(root)
+            manifest = read_manifest(root)
+            if INTEGRITY not in manifest:
+                manifest = _adopt(name, root, manifest)
+            return verify(name, root, manifest)
         tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(root)}-', dir=parent)
         try:
             splits = spec['build'](tmp)
@@ -83,6 +227,7 @@ def prepare(name: str, root: Optional[str] = None, force: bool = False) -> dict:
                                        f'AP {ap:.3f} instead of 1.0; the generator is broken')
                 manifest[split] = dict(images=len(coco['images']),
                                        boxes=len(coco['annotations']), self_ap=ap)
+            manifest[INTEGRITY] = fingerprint(tmp)
             with open(os.path.join(tmp, 'manifest.json'), 'w') as f:
                 json.dump(manifest, f, indent=2)
             if os.path.exists(root):
@@ -95,8 +240,9 @@ def prepare(name: str, root: Optional[str] = None, force: bool = False) -> dict:
 
 
 @DATASETS.register_module()
-class EmbeddedCocoDataset(CocoDataset):
-    """``CocoDataset`` over an embedded benchmark, prepared under ``data_root`` on first use.
+class EmbeddedCocoDataset(CheckedCocoDataset):
+    """``CheckedCocoDataset`` over an embedded benchmark, prepared under ``data_root`` on first use
+    and checked against its manifest on every use.
 
     Args:
         embedded (str): ``'trees'`` or ``'shapes'``.
@@ -104,5 +250,7 @@ class EmbeddedCocoDataset(CocoDataset):
     """
 
     def __init__(self, *args, embedded: str = 'trees', data_root: str = '', **kwargs):
-        prepare(embedded, data_root or os.path.join('data', embedded))
+        root = data_root or os.path.join('data', embedded)
+        prepare(embedded, root)
+        self.repair_hint = f'{rebuild_command(embedded, root.rstrip("/"))} rebuilds it.'
         super().__init__(*args, data_root=data_root, **kwargs)

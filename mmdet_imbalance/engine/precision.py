@@ -6,7 +6,7 @@ the network's forward and backward about twice as fast under ``torch.autocast('c
 (docs/calibration.md). mmengine's ``AmpOptimWrapper`` refuses the CPU, so
 :class:`CPUAutocastOptimWrapper` adds the autocast itself; weights, gradients and the optimizer
 state stay float32, as in any autocast training. Evaluation runs in float32
-(:func:`mmdet_imbalance.runner.use_precision` says why).
+(:func:`mmdet_imbalance.config_builder.use_precision` says why).
 
 mmcv's compiled ``nms`` and ``roi_align`` have no bfloat16 CPU kernels; importing this module
 installs the float32 fall-back of :mod:`mmdet_imbalance.models.cpu_autocast`, the one place that

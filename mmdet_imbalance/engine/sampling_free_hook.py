@@ -1,9 +1,9 @@
-"""``SamplingFreePriorHook``: resolves ``prior_prob='auto'`` of the Sampling-Free heads (issue 7).
+"""``SamplingFreePriorHook``: resolves ``prior_prob='auto'`` of the Sampling-Free heads.
 
 A head cannot see its training set, so the data-driven prior ``pi* = N_fg / (C (N_fg + N_bg))``
-(algorithms.md §4.2) comes in through the runner: in ``before_run`` the hook finds the detector's
-heads that still wait for statistics (``bbox_head`` / ``rpn_head`` with ``prior_prob='auto'``, or a
-RetinaNet head with ``score_thr_mode='class_prior'``), computes or loads the statistics of the
+(docs/methods/sampling-free.md §2) comes in through the runner: in ``before_run`` the hook finds
+the detector's heads that still wait for statistics (``bbox_head`` / ``rpn_head`` with
+``prior_prob='auto'``, or a RetinaNet head with ``score_thr_mode='class_prior'``), computes or loads the statistics of the
 config's ``train_dataloader.dataset`` with :func:`~mmdet_imbalance.analysis.imbalance_stats.\
 get_imbalance_stats` (the cache that ``tools/imbalance_stats.py`` writes; the pass runs on first
 use), and hands each head its stage. mmengine calls ``before_run`` before it initialises the

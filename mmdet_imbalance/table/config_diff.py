@@ -2,7 +2,7 @@
 
 Every row is a thin child of a baseline config, so the honest description of a row is the set of
 leaf keys whose merged value differs from the baseline's. The tests assert that set is exactly the
-heuristic under study (issue 4), and the table tool prints it next to each row.
+heuristic under study, and the table tool prints it next to each row.
 
 Flattening rules (chosen so that a delta reads like the config line that caused it):
 
@@ -18,6 +18,7 @@ Flattening rules (chosen so that a delta reads like the config line that caused 
   Either way a ``_delete_``-replaced dict shows up in :func:`config_delta` as its removed keys
   (new value :data:`MISSING`), its added keys (old value :data:`MISSING`) and its changed keys.
 """
+import enum
 from typing import Any, Dict, Iterable, Mapping, Tuple
 
 __all__ = ['MISSING', 'config_delta', 'flatten_config']
@@ -25,24 +26,16 @@ __all__ = ['MISSING', 'config_delta', 'flatten_config']
 DELETE_KEY = '_delete_'
 
 
-class _Missing:
-    """Sentinel for a key present in only one of the two configs of a delta."""
-
-    _instance = None
-
-    def __new__(cls):
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+class _Missing(enum.Enum):
+    """Sentinel for a key present in only one of the two configs of a delta (an enum member: one
+    instance, a readable repr, and it survives pickling and deep copies as itself)."""
+    MISSING = '<missing>'
 
     def __repr__(self) -> str:
-        return '<missing>'
-
-    def __reduce__(self):
-        return (_Missing, ())
+        return self.value
 
 
-MISSING = _Missing()
+MISSING = _Missing.MISSING
 
 
 def _as_mapping(cfg: Any, name: str) -> Mapping:

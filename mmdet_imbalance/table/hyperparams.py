@@ -38,7 +38,7 @@ Rows where this rule and the review disagree say why in ``Row.params_deviation``
 import inspect
 from dataclasses import dataclass
 from numbers import Number
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Tuple
 
 #: Constructor arguments shared by mmdet's losses, samplers and heads that are plumbing, not
 #: method hyper-parameters: how a loss is weighted, reduced or activated, what a module is wired
@@ -215,10 +215,3 @@ def count_hyperparams(row, cfg) -> HyperParamCount:
         for param in count_module(node, key):
             seen.setdefault(param.key, param)
     return HyperParamCount(row=row.key, params=tuple(seen.values()))
-
-
-def published_params(row) -> Optional[int]:
-    """The review's count for ``row`` when it printed a number."""
-    if row.published is None or not isinstance(row.published.params, int):
-        return None
-    return row.published.params

@@ -87,7 +87,7 @@ def load_tree(root: str, benchmark: str, dataset: Optional[str], keys: List[str]
         seed = int(match.group(1))
         for key in keys:
             folder = osp.join(seed_dir, key)
-            record = read_record(folder)
+            record = read_record(osp.join(folder, RUN_FILE))
             if record is None:
                 continue
             diff = settings_diff(record.settings, expected(key, seed, record))

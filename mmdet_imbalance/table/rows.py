@@ -5,10 +5,11 @@ else (the table tool, the runner hook, the hyper-parameter count, the docs' devi
 this list. A row whose config file does not exist yet, or whose modules are not registered, is
 listed by the tool as "not implemented", never with a number.
 
-Published values are the review's Table 1 as printed (``/work/shared/spec/table1.md``); where the
+Published values are the review's Table 1 as printed (docs/methods/README.md §2); where the
 review quotes several codebases for a baseline, the mmdetection value is the one kept, the others
-are in the note. Zoo AP is the mmdet 3.3 model-zoo box AP of the same config (algorithms.md §5),
-only where that exact recipe has a zoo checkpoint.
+are in the note. Zoo AP is the mmdet 3.3 model-zoo box AP of the same config (the §5 "published
+numbers" of each stock method's page in docs/methods/), only where that exact recipe has a zoo
+checkpoint.
 """
 import os.path as osp
 from dataclasses import dataclass, field
@@ -97,9 +98,10 @@ _FASTER_SAMPLER = 'model.train_cfg.rcnn.sampler'
 _RETINA_CLS = 'model.bbox_head.loss_cls'
 _SF_DEVIATION = ('The review counts 0: the paper derives the classifier prior from the data and '
                  'fixes the guided-loss scale. We count the guided-loss scale s of each head '
-                 '(guided_scale: 1 on RetinaNet and the RPN, 2 on the R-CNN head, algorithms.md '
-                 '§4.3), a constructor argument with a numeric default; the prior '
-                 "(prior_prob='auto', or the paper's COCO value) is derived, so not counted.")
+                 '(guided_scale: 1 on RetinaNet and the RPN, 2 on the R-CNN head, '
+                 'docs/methods/sampling-free.md §3), a constructor argument with a numeric '
+                 "default; the prior (prior_prob='auto', or the paper's COCO value) is "
+                 'derived, so not counted.')
 
 ROWS: Tuple[Row, ...] = (
     # -- hard sampling ------------------------------------------------------------------------
@@ -171,10 +173,10 @@ ROWS: Tuple[Row, ...] = (
         method_cfg_keys=('model.bbox_head', _RETINA_CLS),
         note='Hyper-parameters: the step smoothing delta and the ranking scope '
              '(gather_across_ranks: rank the per-GPU minibatch or the whole batch, the paper\'s '
-             'minibatch training, algorithms.md §1.5). The review does not name its 2, so the '
-             'agreement is in number. The published 35.0 is the AP-Loss paper\'s 512 px, '
-             '100-epoch SSD-style recipe (algorithms.md §1.8), not 800 px 1x; our row uses the '
-             'RetinaNet 1x recipe (the paper\'s recipe: '
+             'minibatch training, docs/methods/ap-loss.md §5). The review does not name its 2, '
+             'so the agreement is in number. The published 35.0 is the AP-Loss paper\'s 512 px, '
+             '100-epoch SSD-style recipe (docs/methods/ap-loss.md §9), not 800 px 1x; our row '
+             'uses the RetinaNet 1x recipe (the paper\'s recipe: '
              'configs/table1/retinanet_r50_fpn_ssd512-100e_coco_ap-loss.py).'),
     Row(key='dr-loss', name='DR Loss', group='ranking-based loss', detector='RetinaNet',
         baseline='retinanet',
@@ -184,10 +186,11 @@ ROWS: Tuple[Row, ...] = (
         method_cfg_keys=('model.bbox_head', _RETINA_CLS),
         params_deviation='We count the margin, lambda+, lambda-, the logistic steepness L and '
                          'tau (5). The review counts 4; tau rescales the whole loss like a loss '
-                         'weight (algorithms.md §2.3), but it is a separate constructor argument '
-                         'of the method with a non-unit default, so the rule counts it.',
+                         'weight (docs/methods/dr-loss.md §3), but it is a separate constructor '
+                         'argument of the method with a non-unit default, so the rule counts '
+                         'it.',
         note='Correction: the review prints DR Loss under Faster R-CNN; it is a RetinaNet loss in '
-             'its paper and code (algorithms.md §2), so this row trains RetinaNet.'),
+             'its paper and code (docs/methods/dr-loss.md §6), so this row trains RetinaNet.'),
     # -- unbiased learning --------------------------------------------------------------------
     Row(key='resobj', name='ResObj', group='unbiased learning', detector='RetinaNet',
         baseline='retinanet',
@@ -227,8 +230,68 @@ ROWS: Tuple[Row, ...] = (
         configs=dict(mini='configs/mini/fcos_mini_sampling-free.py',
                      coco='configs/table1/fcos_r50_fpn_1x_coco_sampling-free.py'),
         method_cfg_keys=('model.bbox_head',),
-        note='Not in the review: Sampling-Free\'s later FCOS recipe (algorithms.md §4.5). That '
-             'recipe fixes the prior at 1e-4 instead of deriving it, so prior_prob is counted.'),
+        note='Not in the review: Sampling-Free\'s later FCOS recipe '
+             '(docs/methods/sampling-free.md §6). That recipe fixes the prior at 1e-4 instead '
+             'of deriving it, so prior_prob is counted.'),
+    Row(key='atss', name='ATSS', label='ATSS (Focal Loss)', group='beyond the review',
+        detector='ATSS', baseline=None,
+        configs=dict(mini='configs/mini/atss_mini.py',
+                     coco='configs/table1/atss_r50_fpn_1x_coco.py'),
+        zoo_ap=39.4, method_cfg_keys=(_RETINA_CLS,),
+        note='Not in the review: the adaptive assigner (Zhang et al., CVPR 2020; '
+             'docs/methods/atss.md), baseline of RS-ATSS and GFL: stock mmdet ATSS with Focal '
+             'Loss. Counted like the other baselines, by its classification loss (2); the '
+             'assigner\'s topk, ATSS\'s one hyper-parameter, is shared by every ATSS row.'),
+    Row(key='gfl', name='Quality Focal Loss', label='Quality Focal Loss (GFL)',
+        group='beyond the review', detector='ATSS', baseline='atss',
+        configs=dict(mini='configs/mini/gfl_mini.py',
+                     coco='configs/table1/gfl_r50_fpn_1x_coco.py'),
+        zoo_ap=40.2, method_cfg_keys=(_RETINA_CLS, 'model.bbox_head.loss_dfl'),
+        note='Not in the review: quality-aware soft sampling, stock mmdet GFL (Li et al., NeurIPS '
+             '2020; docs/methods/gfl.md) on the ATSS detector: QFL + DFL, no centerness. The '
+             'reg_max of DFL (16) is a head argument of the stock GFLHead and is not counted.'),
+    Row(key='rs-atss', name='RS Loss', label='RS Loss (ATSS)', group='beyond the review',
+        detector='ATSS', baseline='atss',
+        configs=dict(mini='configs/mini/atss_mini_rs-loss.py',
+                     coco='configs/table1/atss_r50_fpn_1x_coco_rs-loss.py'),
+        published=Published(39.9, 0.5, None, '↓',
+                            'RankSortLoss repo (mmdet 2.x), R50 1x, COCO minival'),
+        method_cfg_keys=('model.bbox_head', _RETINA_CLS),
+        params_deviation='The RS paper prints no count: it trains "only by tuning the learning '
+                         'rate" with delta_RS fixed at 0.5, which we count (1).',
+        note='Not in the review: Rank & Sort Loss (Oksuz et al., ICCV 2021; '
+             'docs/methods/rs-loss.md). Published ΔAP: 39.9 against the mmdet 1x ATSS zoo '
+             'model (39.4), the same recipe; the paper prints no ΔAP of its own. Speed: the '
+             'maintainer reports 1.5x the training time (RankSortLoss issue #6).'),
+    Row(key='rs-faster-rcnn', name='RS Loss', label='RS Loss (Faster R-CNN)',
+        group='beyond the review', detector='Faster R-CNN', baseline='faster-rcnn',
+        configs=dict(mini='configs/mini/faster-rcnn_mini_rs-loss.py',
+                     coco='configs/table1/faster-rcnn_r50_fpn_1x_coco_rs-loss.py'),
+        published=Published(39.6, 2.2, None, '↓',
+                            'RankSortLoss repo (mmdet 2.x), R50 1x, COCO minival'),
+        method_cfg_keys=('model.rpn_head', 'model.rpn_head.loss_cls', 'model.roi_head.bbox_head',
+                         'model.roi_head.bbox_head.loss_cls', _FASTER_SAMPLER),
+        params_deviation='The RS paper prints no count. We count delta_RS of each stage and '
+                         'the RPN head_weight (0.2) of the reference (3); the sampler keeps '
+                         'every RoI and has none.',
+        note='Not in the review: RS Loss in the RPN and the RoI head, no sampler in either '
+             '(docs/methods/rs-loss.md). Published ΔAP: 39.6 against the mmdet 1x Faster R-CNN '
+             'zoo model (37.4); the paper prints no ΔAP of its own at this recipe.'),
+    Row(key='alrp-loss', name='aLRP Loss', label='aLRP Loss (RetinaNet)',
+        group='beyond the review', detector='RetinaNet', baseline='retinanet',
+        configs=dict(mini='configs/mini/retinanet_mini_alrp-loss.py',
+                     coco='configs/table1/retinanet_r50_fpn_1x_coco_alrp-loss.py'),
+        published=Published(39.0, None, 1, '↓',
+                            'aLRPLoss repo (mmdet 2.x), R50, 500 px, 100 epochs, COCO minival'),
+        method_cfg_keys=('model.bbox_head', _RETINA_CLS),
+        params_deviation='The paper counts its one hyper-parameter delta. We also count the '
+                         'initial self-balance weight sb_init (50), a constructor argument; '
+                         'the paper reports its effect as small (aLRP Table 4). The period is '
+                         'derived from the dataloader, so not counted.',
+        note='Not in the review: aLRP Loss (Oksuz et al., NeurIPS 2020; '
+             'docs/methods/alrp-loss.md). The published 39.0 is the 500 px, 100-epoch recipe; '
+             'no RetinaNet baseline at that recipe is published with it, so no ΔAP. Our row '
+             'uses the RetinaNet 1x recipe.'),
     # -- zoo checks (COCO only) ---------------------------------------------------------------
     Row(key='libra-rcnn', name='Libra R-CNN (zoo check)', group='hard sampling',
         detector='Faster R-CNN', baseline='faster-rcnn',
@@ -283,7 +346,8 @@ def _normalise(name: str) -> str:
 def select_rows(spec: Union[str, Sequence[str]], benchmark: str) -> Tuple[Row, ...]:
     """Resolve a ``--rows`` value for ``benchmark``.
 
-    ``spec`` is 'all', 'baselines', or a comma-separated list of row keys or names (the review's
+    ``spec`` is 'all', 'baselines', 'beyond' (the rows of the group 'beyond the review'), or a
+    comma-separated list of row keys or names (the review's
     name or the label, matched ignoring case, spaces and punctuation; a name shared by several
     rows, e.g. 'Sampling-Free', selects all of them). Baselines of the selected rows are added, and
     come before their method rows. Unknown names raise a ValueError listing the valid names.
@@ -292,7 +356,7 @@ def select_rows(spec: Union[str, Sequence[str]], benchmark: str) -> Tuple[Row, .
     items = [s.strip() for s in (spec.split(',') if isinstance(spec, str) else spec)]
     items = [s for s in items if s]
     if not items:
-        raise ValueError('--rows is empty; give all, baselines, or row keys/names')
+        raise ValueError('--rows is empty; give all, baselines, beyond, or row keys/names')
     chosen = []
     for item in items:
         if item == 'all':
@@ -300,6 +364,9 @@ def select_rows(spec: Union[str, Sequence[str]], benchmark: str) -> Tuple[Row, .
             continue
         if item == 'baselines':
             chosen.extend(r for r in available if r.is_baseline)
+            continue
+        if item == 'beyond':
+            chosen.extend(r for r in available if r.group == 'beyond the review')
             continue
         norm = _normalise(item)
         matches = [r for r in ROWS if norm in (_normalise(r.key), _normalise(r.name),
@@ -320,11 +387,5 @@ def select_rows(spec: Union[str, Sequence[str]], benchmark: str) -> Tuple[Row, .
 
 
 def valid_row_names() -> Tuple[str, ...]:
-    """Every accepted ``--rows`` word: the keys, then 'all' and 'baselines'."""
-    return tuple(row.key for row in ROWS) + ('all', 'baselines')
-
-
-def config_path(row: Row, benchmark: str, repo_root: str) -> Optional[str]:
-    """Absolute path of the row's config for ``benchmark``, or None if it has none there."""
-    rel = row.config(benchmark)
-    return osp.join(repo_root, rel) if rel else None
+    """Every accepted ``--rows`` word: the keys, then 'all', 'baselines' and 'beyond'."""
+    return tuple(row.key for row in ROWS) + ('all', 'baselines', 'beyond')

@@ -28,7 +28,7 @@ def test_configs_are_found():
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_trains_one_step_and_predicts(config):
-    from mmdet_imbalance.runner import load_config
+    from mmdet_imbalance.config_builder import load_config
     cfg = load_config(os.path.join(REPO, config))
     assert cfg.custom_imports.imports == ['mmdet_imbalance'], config
     assert any(h['type'] == 'ImbalanceTableHook' for h in cfg.custom_hooks), config

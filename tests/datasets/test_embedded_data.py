@@ -89,21 +89,28 @@ def test_boxes_lie_inside_their_images(trees_root):
             assert x + w <= width + 1e-6 and y + h <= height + 1e-6
 
 
-def test_shapes_is_deterministic_sparse_and_multiclass(tmp_path):
-    a = shapes.build(str(tmp_path / 'a'), num_train=6, num_val=2, seed=3)
-    b = shapes.build(str(tmp_path / 'b'), num_train=6, num_val=2, seed=3)
+def test_shapes_is_deterministic_dense_multiclass_and_self_consistent(tmp_path):
+    a = shapes.build(str(tmp_path / 'a'), num_train=8, num_val=2, seed=3)
+    b = shapes.build(str(tmp_path / 'b'), num_train=8, num_val=2, seed=3)
     assert a == b
     for name in os.listdir(tmp_path / 'a' / 'images'):
         assert (tmp_path / 'a' / 'images' / name).read_bytes() == \
             (tmp_path / 'b' / 'images' / name).read_bytes()
     train = a['train']
     labels = {ann['category_id'] for ann in train['annotations']}
-    assert labels <= {1, 2, 3} and len(labels) >= 2
+    assert labels == {1, 2, 3}
     per_image = defaultdict(int)
     for ann in train['annotations']:
         per_image[ann['image_id']] += 1
-        assert 20 * 0.8 <= min(ann['bbox'][2:]) and max(ann['bbox'][2:]) <= 72 * 1.2
-    assert all(2 <= n <= 4 for n in per_image.values())
+        # Objects of 16-56 px, aspect 0.75-1.33: each side within [16 * 0.86, 56 * 1.16].
+        assert 13 <= min(ann['bbox'][2:]) and max(ann['bbox'][2:]) <= 65
+    # 4-8 objects per canvas, except where the canvas left no room for all of them.
+    assert all(1 <= n <= 8 for n in per_image.values())
+    assert sum(per_image.values()) / len(train['images']) >= 4
+    for split, coco in a.items():
+        path = tmp_path / f'{split}.json'
+        path.write_text(json.dumps(coco))
+        assert self_ap(str(path)) == pytest.approx(1.0)
 
 
 def test_prepare_is_idempotent_and_rejects_unknown_names(tmp_path, trees_root):
@@ -118,3 +125,19 @@ def test_missing_deepforest_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(trees.importlib.util, 'find_spec', lambda name: None)
     with pytest.raises(ModuleNotFoundError, match='pip install --no-deps deepforest==2.1.0'):
         trees.deepforest_data_dir()
+
+
+def test_manifest_fingerprints_the_files_and_every_box_loads(trees_root):
+    """Pins: a fresh manifest records the files' fingerprint (checked on every use), and the
+    checked loader keeps every generated box (no drop warning on clean data)."""
+    from mmdet_imbalance.datasets import EmbeddedCocoDataset
+    manifest = embedded.read_manifest(trees_root)
+    assert manifest['integrity'] == embedded.fingerprint(trees_root)
+    for split in ('train', 'val'):
+        dataset = EmbeddedCocoDataset(embedded='trees', data_root=f'{trees_root}/',
+                                      ann_file=f'annotations/instances_{split}.json',
+                                      data_prefix=dict(img='images/'),
+                                      metainfo=dict(classes=trees.CLASSES), pipeline=[])
+        assert not dataset._dropped
+        assert sum(len(dataset.get_data_info(i)['instances'])
+                   for i in range(len(dataset))) == manifest[split]['boxes']

@@ -1,33 +1,30 @@
-"""ImbalanceTableHook against a stand-in runner: what it records, logs and writes, and resuming."""
+"""ImbalanceTableHook against a stand-in runner: what it records, logs and writes, resuming, and
+the work-dir guard (settings and lock)."""
 import json
 import logging
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 
+from mmdet_imbalance.engine.run_record import SETTING_KEYS, read_record
 from mmdet_imbalance.engine.table_hook import ImbalanceTableHook, evaluated_ap
-
-
-class Visualizer:
-    def __init__(self):
-        self.scalars = []
-
-    def add_scalars(self, scalars, step=0, **kwargs):
-        self.scalars.append((dict(scalars), step))
 
 
 class Runner:
     """The attributes of mmengine's Runner the hook uses."""
 
     def __init__(self, work_dir, filename, max_iters=6, name='hook-test'):
-        self.cfg = Config(dict(randomness=dict(seed=3),
+        self.cfg = Config(dict(randomness=dict(seed=3), train_cfg=dict(max_iters=max_iters),
+                               optim_wrapper=dict(type='OptimWrapper'),
                                val_evaluator=dict(type='CocoMetric', metric='bbox')),
                           filename=filename, cfg_text='# stand-in')
         self.work_dir = str(work_dir)
         self.message_hub = MessageHub.get_instance(f'{name}-{work_dir}')
-        self.visualizer = Visualizer()
         self.logger = logging.getLogger('hook-test')
         self.iter, self.epoch, self.max_iters = 0, 0, max_iters
         self._train_loop = object()
@@ -49,33 +46,29 @@ def read(path):
         return json.load(f)
 
 
-def test_records_times_metrics_and_baseline_comparison(tmp_path):
-    # A finished baseline run beside this one, as tools/table1.py and mmdet lay them out.
-    base_dir = tmp_path / 'faster-rcnn_mini' / 'imbalance'
-    base_dir.mkdir(parents=True)
-    (base_dir / 'run.json').write_text(json.dumps(dict(
-        status='finished', ap=28.0, iter_times=[1.0] * 4 + [0.2] * 6, unsteady_iters=[])))
+def test_records_times_settings_and_metrics(tmp_path):
     runner = Runner(tmp_path / 'faster-rcnn_mini_ohem', 'configs/mini/faster-rcnn_mini_ohem.py')
-    hook = ImbalanceTableHook(warmup_iters=2)
+    hook = ImbalanceTableHook()
     hook.before_run(runner)
-    assert hook.row.key == 'ohem' and hook.hyperparams is None  # no model in this stand-in cfg
     hook.before_train(runner)
     train(hook, runner, [2.0, 2.0, 0.3, 0.3, 0.3], val_at=(5, ))
-    assert hook.iter_times == [2.0, 2.0, 0.3, 0.3, 0.3]
-    # AP, ΔAP and the speed ratio land in the message hub's val scalars (the val log line).
+    assert hook.record.iter_times == [2.0, 2.0, 0.3, 0.3, 0.3]
+    # AP lands in the message hub's val scalars (the val log line); no comparison is made here.
     hub = runner.message_hub
     assert hub.get_scalar('val/imbalance/ap').current() == pytest.approx(30.0)
-    assert hub.get_scalar('val/imbalance/delta_ap').current() == pytest.approx(2.0)
-    # median(0.3, 0.3, 0.3) / median(0.2 x 6) after 2 warm-up iterations each
-    assert hub.get_scalar('val/imbalance/speed_ratio').current() == pytest.approx(1.5)
+    assert 'val/imbalance/delta_ap' not in hub.log_scalars
     # The iteration after the evaluation is not steady-state.
     train(hook, runner, [9.0])
-    assert 5 in hook.unsteady_iters
+    assert 5 in hook.record.unsteady_iters
     hook.after_train(runner)
-    run = read(osp.join(runner.work_dir, 'imbalance', 'run.json'))
-    assert run['status'] == 'finished' and run['row'] == 'ohem' and run['seed'] == 3
-    assert run['ap'] == pytest.approx(30.0) and run['iter_times'][-1] == 9.0
-    assert run['peak_memory_mb'] > 0 and run['memory_source'] == 'cpu_peak_rss'
+    hook.after_run(runner)
+    run = read_record(runner.work_dir)
+    assert run.status == 'finished' and run.seed == 3 and run.precision == 'fp32'
+    assert run.config_name == 'faster-rcnn_mini_ohem.py'
+    assert run.ap == pytest.approx(30.0) and run.iter_times[-1] == 9.0
+    assert run.peak_memory_mb > 0 and run.memory_source == 'cpu_peak_rss'
+    assert run.environment['packages']['mmdet'] and run.environment['cpu']
+    assert set(run.settings) == set(SETTING_KEYS)
     progress = read(osp.join(runner.work_dir, 'imbalance', 'progress.json'))
     assert progress['iter'] == 6 and progress['max_iters'] == 6
 
@@ -87,16 +80,62 @@ def test_resume_restores_the_record(tmp_path):
     train(hook, runner, [1.0, 0.5, 0.5, 0.5])
     checkpoint = dict(meta=dict(iter=3))
     hook.before_save_checkpoint(runner, checkpoint)
+    hook.after_run(runner)
     # A new process resumes from the checkpoint taken after 3 iterations.
     resumed = ImbalanceTableHook()
     runner2 = Runner(tmp_path / 'retinanet_mini', 'configs/mini/retinanet_mini.py', name='r2')
     resumed.before_run(runner2)
     resumed.after_load_checkpoint(runner2, checkpoint)
-    assert resumed.iter_times == [1.0, 0.5, 0.5] and resumed.resumed_at == [3]
+    assert resumed.record.iter_times == [1.0, 0.5, 0.5] and resumed.record.resumed_at == [3]
     runner2.iter = 3
     runner2.message_hub.update_scalar('train/time', 4.0)
     resumed.after_train_iter(runner2, 0)
-    assert resumed.iter_times == [1.0, 0.5, 0.5, 4.0] and resumed.unsteady_iters == [3]
+    assert resumed.record.iter_times == [1.0, 0.5, 0.5, 4.0]
+    assert resumed.record.unsteady_iters == [3]
+    resumed.after_run(runner2)
+
+
+def test_a_work_dir_of_other_settings_is_refused(tmp_path):
+    """Regression: a second run with another seed (or dataset, precision, iterations) in the same
+    work dir used to overwrite the first run's record and checkpoints."""
+    work_dir = tmp_path / 'retinanet_mini'
+    first = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='s1')
+    hook = ImbalanceTableHook()
+    hook.before_run(first)
+    hook.before_train(first)
+    train(hook, first, [0.1], val_at=(1, ))
+    hook.after_train(first)
+    hook.after_run(first)
+    other = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='s2')
+    other.cfg.randomness.seed = 4
+    with pytest.raises(RuntimeError, match=r'other settings \(.*seed: 3 -> 4'):
+        ImbalanceTableHook().before_run(other)
+    assert read_record(str(work_dir)).seed == 3  # nothing lost
+    other.cfg.overwrite_work_dir = True  # tools/train.py --overwrite
+    hook = ImbalanceTableHook()
+    hook.before_run(other)
+    hook.after_run(other)
+    same = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='s3')
+    hook = ImbalanceTableHook()
+    hook.before_run(same)  # same settings: a repeat or a resume, accepted
+    hook.after_run(same)
+
+
+def test_a_work_dir_in_training_is_locked(tmp_path):
+    """Regression: two trainers of one work dir (an orphaned run and a rerun) used to write the
+    same checkpoints and records at once."""
+    work_dir = tmp_path / 'retinanet_mini'
+    holder = ImbalanceTableHook()
+    holder.before_run(Runner(work_dir, 'configs/mini/retinanet_mini.py', name='l1'))
+    code = ('import sys; from mmdet_imbalance.engine.run_record import WorkDirLock; '
+            'WorkDirLock(sys.argv[1]).acquire()')
+    proc = subprocess.run([sys.executable, '-c', code, str(work_dir)], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and f'pid {os.getpid()}' in proc.stderr
+    holder.after_run(None)
+    proc = subprocess.run([sys.executable, '-c', code, str(work_dir)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_unknown_config_still_records(tmp_path):
@@ -106,8 +145,9 @@ def test_unknown_config_still_records(tmp_path):
     hook.before_train(runner)
     train(hook, runner, [0.1, 0.1], val_at=(2, ), ap=0.1)
     hook.after_train(runner)
-    run = read(osp.join(runner.work_dir, 'imbalance', 'run.json'))
-    assert run['row'] is None and run['baseline'] is None and run['ap'] == pytest.approx(10.0)
+    hook.after_run(runner)
+    run = read_record(runner.work_dir)
+    assert run.config_name == 'my_experiment.py' and run.ap == pytest.approx(10.0)
 
 
 def test_no_detection_is_ap_zero():
@@ -121,5 +161,3 @@ def test_no_detection_is_ap_zero():
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match='progress_interval'):
         ImbalanceTableHook(progress_interval=0)
-    with pytest.raises(ValueError, match='warmup_iters'):
-        ImbalanceTableHook(warmup_iters=-1)

@@ -58,7 +58,7 @@ def test_coco_benchmark_without_coco_fails_before_training(tmp_path, data_root, 
 
 
 def test_missing_dataset_folder_is_named(tmp_path):
-    from mmdet_imbalance.runner import build_runner_config
+    from mmdet_imbalance.config_builder import build_runner_config
     cfg_file = tmp_path / 'voc.py'
     cfg_file.write_text(
         "_base_ = '" + os.path.join(REPO, 'configs/table1/retinanet_r50_fpn_1x_coco.py') + "'\n"

@@ -113,4 +113,3 @@ def test_different_seed_gives_different_weights(tmp_path):
     # The check above could pass vacuously if the seed did not reach the run; it does.
     runs = _short_runs(get_row('retinanet').configs['mini'], tmp_path, {'a': 0, 'c': 1})
     assert not _same_weights(runs['a'][0], runs['c'][0])
-

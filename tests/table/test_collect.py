@@ -6,18 +6,14 @@ import os
 
 import pytest
 
+from mmdet_imbalance.engine.run_record import RunRecord
 from mmdet_imbalance.table.collect import (RunResult, Stat, aggregate, collect_run, is_noise,
-                                          mean_std, paired_differences, paired_ratios,
-                                          speed_arrow, steady_state_seconds)
+                                           mean_std, paired_differences, paired_ratios,
+                                           speed_arrow, steady_state_seconds, t_interval)
 
 
 def write_run_json(work_dir, **fields):
-    record = dict(status='finished', iter_times=[], unsteady_iters=[], peak_memory_mb=None,
-                  final_metrics={}, ap=None, hyperparams=None, iter=None, max_iters=None)
-    record.update(fields)
-    os.makedirs(os.path.join(work_dir, 'imbalance'), exist_ok=True)
-    with open(os.path.join(work_dir, 'imbalance', 'run.json'), 'w') as f:
-        json.dump(record, f)
+    RunRecord(**dict(dict(status='finished'), **fields)).write(work_dir)
 
 
 def write_scalars(work_dir, timestamp, lines):
@@ -71,14 +67,14 @@ def test_collect_run_from_run_json(tmp_path):
     times = [2.0] * 4 + [0.3, 0.5, 9.0, 9.0, 0.4, 0.6]
     write_run_json(wd, iter_times=times, unsteady_iters=[6, 7], peak_memory_mb=812.5,
                    final_metrics={'coco/bbox_mAP': 0.367, 'coco/bbox_mAP_50': 0.6}, ap=36.7,
-                   hyperparams=dict(count=2), iter=10, max_iters=10)
+                   iter=10, max_iters=10, settings=dict(precision='bf16', seed=1))
     run = collect_run(wd, warmup_iters=4)
     assert run.source == 'run.json' and run.finished
     assert run.ap == pytest.approx(36.7)
     # 4 warm-up iterations and iterations 6, 7 (after an evaluation) dropped: median of
     # [0.3, 0.5, 0.4, 0.6] = 0.45 (it would be 0.55 with them).
     assert run.sec_per_iter == pytest.approx(0.45)
-    assert run.peak_memory_mb == 812.5 and run.hyperparams == 2
+    assert run.peak_memory_mb == 812.5 and run.settings == dict(precision='bf16', seed=1)
     # Training cost counts every iteration, warm-up and unsteady ones too: 8 + 1.8 + 18 = 27.8.
     assert run.train_seconds == pytest.approx(27.8)
 
@@ -132,10 +128,24 @@ def test_mean_std_is_sample_std():
     assert mean_std([]).mean is None
 
 
+def test_t_interval_against_the_t_table():
+    # 3 seeds, mean 1, std 1: half-width t(0.975, df=2) * 1 / sqrt(3) = 4.303 / 1.7321 = 2.4843.
+    low, high = t_interval(Stat(1.0, 1.0, 3))
+    assert (low, high) == (pytest.approx(1 - 2.4843, abs=1e-4), pytest.approx(1 + 2.4843, abs=1e-4))
+    # 5 seeds, df=4: t = 2.776; half-width 2.776 * 2 / sqrt(5) = 2.4830.
+    assert t_interval(Stat(0.0, 2.0, 5))[1] == pytest.approx(2.4830, abs=1e-4)
+    # Beyond the table (df > 30) the normal quantile 1.96.
+    assert t_interval(Stat(0.0, 1.0, 101))[1] == pytest.approx(1.96 / math.sqrt(101))
+    assert t_interval(Stat(1.0, None, 1)) is None
+
+
 def test_noise_marking():
     assert is_noise(Stat(0.2, 0.5, 3)) is True
     assert is_noise(Stat(-0.2, 0.5, 3)) is True
-    assert is_noise(Stat(1.0, 0.3, 3)) is False
+    assert is_noise(Stat(1.0, 0.3, 3)) is False  # interval 1 +- 0.745
+    # |mean| above one std but the 95 % interval (1 +- 1.242) contains 0: still noise. The former
+    # one-std rule (a 77 % interval at 3 seeds) called this significant.
+    assert is_noise(Stat(1.0, 0.5, 3)) is True
     assert is_noise(Stat(1.0, None, 1)) is None  # one seed: spread unknown, never "significant"
 
 
@@ -166,7 +176,7 @@ def test_aggregate_marks_noise_and_ratio():
     std = math.sqrt(sum((d - mean) ** 2 for d in deltas) / 2)
     assert res.status == 'ok'
     assert res.delta_ap.mean == pytest.approx(mean) and res.delta_ap.std == pytest.approx(std)
-    assert res.delta_noise is (abs(mean) < std) is True
+    assert res.delta_noise is True
     assert res.speed_ratio.mean == pytest.approx(2.0)
     assert paired_ratios(row, base) == {s: pytest.approx(2.0) for s in row}
 

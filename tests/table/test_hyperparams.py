@@ -163,6 +163,31 @@ def expect_pisa_bundle(cfg):
             | at('model.train_cfg.rcnn.carl', rcnn.carl))
 
 
+def expect_gfl(cfg):
+    head = cfg.model.bbox_head
+    assert head.loss_cls.type == 'QualityFocalLoss'
+    assert head.loss_dfl.type == 'DistributionFocalLoss'
+    qfl = set(own_args(MODELS.get('QualityFocalLoss'))) - BOOKKEEPING
+    dfl = set(own_args(MODELS.get('DistributionFocalLoss'))) - BOOKKEEPING
+    # DFL's only argument besides bookkeeping is its loss weight.
+    assert qfl == {'beta'} and dfl == set()
+    return at(CLS, qfl)
+
+
+def expect_rs_faster(cfg):
+    model = cfg.model
+    assert model.rpn_head.type == 'RankSortRPNHead'
+    assert model.roi_head.bbox_head.type == 'RankSortBBoxHead'
+    assert model.train_cfg.rcnn.sampler.type == 'AllSampler'
+    rpn = new_numeric_args(MODELS.get('RankSortRPNHead'))
+    rcnn = new_numeric_args(MODELS.get('RankSortBBoxHead'))
+    loss = {n for n, d in own_args(MODELS.get('RankSortLoss')).items()
+            if n not in BOOKKEEPING and numeric(d)}
+    assert rpn == {'head_weight'} and rcnn == set() and loss == {'delta'}
+    return (at('model.rpn_head', rpn) | at('model.rpn_head.loss_cls', loss)
+            | at('model.roi_head.bbox_head.loss_cls', loss))
+
+
 EXPECTED = {
     'faster-rcnn': expect_random_sampler,
     'ohem': expect_ohem,
@@ -181,6 +206,12 @@ EXPECTED = {
     'sampling-free-faster-rcnn': expect_sf_faster,
     'fcos': expect_focal,
     'fcos-sampling-free': expect_sf_fcos,
+    'atss': expect_focal,
+    'gfl': expect_gfl,
+    'rs-atss': expect_plugin_head_and_loss('RankSortATSSHead', 'RankSortLoss', set(), {'delta'}),
+    'rs-faster-rcnn': expect_rs_faster,
+    'alrp-loss': expect_plugin_head_and_loss('ALRPLossRetinaHead', 'ALRPLoss', {'sb_init'},
+                                             {'delta'}),
     'libra-rcnn': expect_iou_balanced,
     'ghm-c-r': expect_ghm_bundle,
     'pisa-faster-rcnn': expect_pisa_bundle,

@@ -40,12 +40,17 @@ def test_fields_are_valid():
             assert set(row.configs) == {'coco'} and row.zoo_ap is not None, row.key
         if row.published is not None:
             assert row.published.speed in SPEED_ARROWS, row.key
-            assert (row.published.delta_ap is None) == row.is_baseline, row.key
+            if row.group == 'beyond the review':
+                # Later papers: a ΔAP only where a baseline at the same recipe is published.
+                assert row.is_baseline <= (row.published.delta_ap is None), row.key
+            else:
+                assert (row.published.delta_ap is None) == row.is_baseline, row.key
 
 
 def test_review_rows_are_all_present():
     # The review's Table 1 (mmdetection rows for baselines): 11 solutions.
-    published = {(row.name, row.detector): row.published.ap for row in ROWS if row.published}
+    published = {(row.name, row.detector): row.published.ap for row in ROWS
+                 if row.published and row.group != 'beyond the review'}
     assert published == {
         ('Biased Sampling', 'Faster R-CNN'): 36.4, ('OHEM', 'Faster R-CNN'): 36.6,
         ('IoU-balanced sampling', 'Faster R-CNN'): 36.8, ('Focal Loss', 'RetinaNet'): 35.6,
@@ -88,5 +93,30 @@ def test_selection_adds_baselines_first():
     keys = {r.key for r in select_rows('sampling free', 'mini')}
     assert {'sampling-free-retinanet', 'sampling-free-faster-rcnn', 'fcos-sampling-free'} <= keys
     assert {r.key for r in select_rows('baselines', 'mini')} == {'faster-rcnn', 'retinanet',
-                                                                 'fcos'}
+                                                                 'fcos', 'atss'}
     assert len(select_rows('all', 'coco')) == len(ROWS)
+
+
+def test_beyond_selects_the_group_with_its_baselines():
+    beyond = {r.key for r in ROWS if r.group == 'beyond the review' and not r.zoo_check}
+    assert {'atss', 'gfl', 'rs-atss', 'rs-faster-rcnn', 'alrp-loss'} <= beyond
+    chosen = select_rows('beyond', 'mini')
+    keys = [r.key for r in chosen]
+    # The group, plus the baselines of its rows from other groups, baselines first.
+    assert set(keys) == beyond | {'faster-rcnn', 'retinanet'}
+    first_method = next(i for i, r in enumerate(chosen) if not r.is_baseline)
+    assert all(not r.is_baseline for r in chosen[first_method:])
+    assert [r.key for r in select_rows('beyond,ohem', 'mini')].count('faster-rcnn') == 1
+    assert 'beyond' in str(pytest.raises(ValueError, select_rows, 'nope', 'mini').value)
+
+
+def test_beyond_rows_published_numbers_and_sources():
+    published = {r.key: (r.published.ap, r.published.delta_ap) for r in ROWS
+                 if r.published and r.group == 'beyond the review'}
+    assert published == {'rs-atss': (39.9, 0.5), 'rs-faster-rcnn': (39.6, 2.2),
+                         'alrp-loss': (39.0, None)}
+    assert get_row('atss').zoo_ap == 39.4 and get_row('gfl').zoo_ap == 40.2
+    for key in published:
+        row = get_row(key)
+        assert 'repo' in row.published.codebase and 'docs/methods/' in row.note
+    assert get_row('gfl').baseline == get_row('rs-atss').baseline == 'atss'

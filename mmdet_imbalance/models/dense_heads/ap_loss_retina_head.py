@@ -1,21 +1,21 @@
-"""RetinaNet head trained with AP-Loss (Chen et al., CVPR 2019), algorithms.md §1.5, §1.6 and §1.9.
+"""RetinaNet head trained with AP-Loss (Chen et al., CVPR 2019); docs/methods/ap-loss.md §5-§7.
 
 AP-Loss ranks every (anchor, class) logit of the minibatch against every other one; it does not
-decompose per FPN level (algorithms.md §6 item 1), so mmdet's per-level ``loss_by_feat`` would
+decompose per FPN level (ap-loss.md §6), so mmdet's per-level ``loss_by_feat`` would
 compute a different loss. This head overrides only ``loss_by_feat``: it concatenates all levels of
 all images of the batch and calls ``loss_cls`` (an :class:`APLoss`) once, on one ranking.
 
 Decisions:
 
-* **Targets** (§1.9), from mmdet's assigner output: the GT class of a positive anchor is 1, the
+* **Targets** (§6), from mmdet's assigner output: the GT class of a positive anchor is 1, the
   other classes of a positive anchor and every class of a negative anchor are 0, and every class
   of an anchor with ``label_weight == 0`` (the 0.4-0.5 IoU band, invalid anchors) is -1. mmdet's
   ``MaxIoUAssigner(0.5, 0.4, min_pos_iou=0)`` with ``gt_max_assign_all`` is the reference's rule
   (IoU >= 0.5, or the best anchor of a GT, all ties).
 * **Sigmoid scores.** AP-Loss ranks raw logits; at test time the reference scores are
-  ``sigmoid(logit)`` (§1.7). The head is therefore always sigmoid-style (``num_classes`` outputs
+  ``sigmoid(logit)`` (§6). The head is therefore always sigmoid-style (``num_classes`` outputs
   per anchor) whatever ``loss_cls`` says, so ``APLoss`` needs no ``use_sigmoid`` argument.
-* **Ranking scope: the per-GPU batch** (§1.5), as the reference. With
+* **Ranking scope: the per-GPU batch** (§5), as the reference. With
   ``gather_across_ranks=True`` the logits and targets of all distributed ranks are all-gathered and
   ranked together, as one global batch. Gathered copies are detached: only the local part's
   gradient flows back, multiplied by the world size, so that after DDP's gradient averaging the
@@ -24,7 +24,7 @@ Decisions:
   anchors (different padded image sizes): shorter ones are padded with ignored entries.
 * **Regression is mmdet's** (``loss_bbox`` over all levels at once with the usual ``avg_factor``,
   the number of positive anchors; equal to the stock per-level sum since L1 decomposes). The
-  reference's hand-written smooth-L1 whose applied gradient is a quarter of its logged loss (§1.6)
+  reference's hand-written smooth-L1 whose applied gradient is a quarter of its logged loss (§7)
   is not replicated, so that the row differs from the Focal Loss baseline in the classification
   loss only.
 """
@@ -120,7 +120,7 @@ class APLossRetinaHead(RetinaHead):
 
     def _init_layers(self) -> None:
         """Sigmoid-style outputs (``num_classes`` per anchor): AP-Loss ranks logits and inference
-        uses ``sigmoid(logit)`` (§1.7). ``AnchorHead.__init__`` calls this before building convs."""
+        uses ``sigmoid(logit)`` (§6). ``AnchorHead.__init__`` calls this before building convs."""
         self.use_sigmoid_cls = True
         self.cls_out_channels = self.num_classes
         super()._init_layers()
@@ -149,7 +149,7 @@ class APLossRetinaHead(RetinaHead):
              batch_img_metas,
              batch_gt_instances_ignore=batch_gt_instances_ignore)
 
-        # get_targets returns per-level (N, A_l, ...) tensors; one ranking covers them all (§1.5).
+        # get_targets returns per-level (N, A_l, ...) tensors; one ranking covers them all (§5).
         targets = ap_loss_targets(
             torch.cat(labels_list, dim=1), torch.cat(label_weights_list, dim=1), self.num_classes)
         logits = _levels_to_batch(cls_scores, self.cls_out_channels)

@@ -1,15 +1,14 @@
-"""RetinaNet head trained with DR Loss (Qian et al., CVPR 2020), algorithms.md §2.4 and §2.6.
+"""RetinaNet head trained with DR Loss (Qian et al., CVPR 2020); docs/methods/dr-loss.md §4.
 
 mmdet's ``AnchorHead.loss_by_feat`` calls the classification loss once per FPN level with a global
 ``avg_factor``; that equals one loss over all anchors only for losses that are sums over entries.
-DR Loss ranks two softmax-weighted expectations, so it does not decompose (algorithms.md §6,
-item 1).
+DR Loss ranks two softmax-weighted expectations, so it does not decompose (dr-loss.md §4).
 This head overrides only ``loss_by_feat``: it concatenates all levels of each image and calls the
 loss once per image.
 
 Decisions:
 
-* **Per image, then the mean over the images of the batch** (§2.4). The paper ranks "pairs of
+* **Per image, then the mean over the images of the batch** (§4). The paper ranks "pairs of
   candidates within the image"; the released ``SigmoidDRLoss`` returns one scalar for whatever rows
   it is given, and its modified RetinaNet ``loss.py`` is not released. A public mmdet-1.x port
   computes the loss per image and divides by the batch size, which is what this head does.

@@ -1,45 +1,45 @@
 """Residual Objectness (ResObj) RetinaNet head.
 
 Chen et al., "Residual Objectness for Imbalance Reduction", arXiv 1908.09075 / Pattern Recognition
-130 (2022); specification in algorithms.md §3, which follows the released detectron2 code
+130 (2022); documented in docs/methods/resobj.md, which follows the released detectron2 code
 (``chenjoya/resobj`` @ 15da804, ``ResObjRetinaNetHead``). Losses live in
 :mod:`mmdet_imbalance.models.losses.resobj_loss`.
 
-Architecture (per FPN level, shared across levels, §3.2). On the classification tower output
+Architecture (per FPN level, shared across levels, §2). On the classification tower output
 ``c``, a chain of conv3x3+ReLU blocks ``f_1 = conv(c)``, ``f_{s+1} = conv(f_s)`` each feeds a
 conv3x3 scoring ``A`` objectness logits (one per anchor); the objectness logit is their **sum in
 logit space**, ``o = sum_s score_s(f_s)``. Class logits ``z`` come from the stock ``retina_cls``
 and boxes from the stock regression tower.
 
-Decisions (documented here because they feed the README):
+Decisions:
 
 * **``num_stages`` = number of residual stages after the first objectness estimator.** The default
   1 is the released code (``obj_subnet``/``obj_score`` + ``res_subnet``/``res_score``). The 2019
   preprint cited by the review describes "multiple cascaded objectness-related modules with
   residual connections" without a depth or a per-stage supervision that we could verify
-  (algorithms.md §3.1); ``num_stages > 1`` extends the released chain with more residual stages,
+  (resobj.md §1); ``num_stages > 1`` extends the released chain with more residual stages,
   all added into the same logit and supervised only through the sum, which is our reading, not a
   reproduction of the preprint. ``num_stages=0`` is objectness without residual.
 * **Initialisation.** Every conv N(0, 0.01), bias 0 (mmdet's RetinaHead ``init_cfg``, as
-  §3.2 states). Each objectness score conv gets the bias of prior ``obj_prior_prob=0.001``, so the
+  §3 states). Each objectness score conv gets the bias of prior ``obj_prior_prob=0.001``, so the
   initial objectness logit is ``(num_stages + 1) * logit(0.001)`` (about -13.8, probability about
   1e-6, for the default). The class logits get prior ``1/K`` (bias ``-log(K-1)``) as in the
   released code. The released code leaves its two hidden objectness convs at PyTorch's default
   init (weight std 0.012 instead of 0.01, bias U(+-1/48) instead of 0); we do not copy that
   detail: it is immaterial next to the prior biases and keeps the initial objectness exact.
-* **Class branch is always per-class sigmoid**, whatever ``loss_cls`` says (§3.3), and
+* **Class branch is always per-class sigmoid**, whatever ``loss_cls`` says (§4), and
   ``loss_cls`` must be a :class:`ResObjLoss`.
 * **Losses on the concatenation of all levels and images**, with one call of
   ``ResObjLoss.normalizers`` per iteration (the released code's three EMA updates, one per term:
   ``loss_obj``, ``loss_cls``, ``loss_bbox``); the box loss is the configured ``loss_bbox`` (L1 in
-  the released code and in mmdet's RetinaNet) normalised by the third value (§3.3).
+  the released code and in mmdet's RetinaNet) normalised by the third value (§4).
 * **Degenerate ground truth** (zero width or height) is dropped before anchor assignment
   (:func:`drop_degenerate_boxes`), as COCO loading and detectron2 do.
 * **Inference fuses before filtering.** The head returns ``(cls_scores, bbox_preds,
   obj_scores)``. :meth:`predict_by_feat` replaces each class logit by the logit of the fused score,
   ``logit(sigma(o) * sigma(z)) = -log(e^-o + e^-z + e^-(o+z))`` (:func:`fuse_objectness_logits`),
   and hands it to mmdet's stock ``predict_by_feat``. mmdet's sigmoid then gives exactly
-  ``sigma(o) * sigma(z)`` (§3.4), so ``nms_pre`` top-k, ``score_thr`` and NMS of the stock
+  ``sigma(o) * sigma(z)`` (§5), so ``nms_pre`` top-k, ``score_thr`` and NMS of the stock
   ``test_cfg`` all act on the fused score. (mmdet's ``score_factors`` path would multiply only
   after the top-k and threshold, which is not what the released code does.)
 """
@@ -61,7 +61,7 @@ from ..losses.resobj_loss import ResObjLoss, positive_mask
 
 
 def fuse_objectness_logits(cls_logits: Tensor, obj_logits: Tensor) -> Tensor:
-    """The logit of ``sigmoid(obj) * sigmoid(cls)``, computed without overflow (§3.4).
+    """The logit of ``sigmoid(obj) * sigmoid(cls)``, computed without overflow (resobj.md §5).
 
     ``p = s(o) s(z)`` gives ``p / (1 - p) = 1 / (e^-o + e^-z + e^-(o+z))``, so
     ``logit(p) = -logsumexp(-o, -z, -(o+z))``, which is finite for any finite ``o`` and ``z``
@@ -93,7 +93,7 @@ def _check_prob(value, name: str) -> float:
 
 @MODELS.register_module()
 class ResObjRetinaHead(RetinaHead):
-    """RetinaHead with residual objectness (algorithms.md §3).
+    """RetinaHead with residual objectness (docs/methods/resobj.md).
 
     Args:
         num_classes (int): number of foreground classes K.
@@ -139,7 +139,7 @@ class ResObjRetinaHead(RetinaHead):
 
     def _init_layers(self) -> None:
         """Stock RetinaNet towers plus the objectness chain on the classification tower."""
-        # The class branch of ResObj is per-class sigmoid by construction (§3.3); AnchorHead would
+        # The class branch of ResObj is per-class sigmoid by construction (§4); AnchorHead would
         # otherwise derive a softmax layout from loss_cls, which has no use_sigmoid key here.
         self.use_sigmoid_cls = True
         self.cls_out_channels = self.num_classes
@@ -156,7 +156,7 @@ class ResObjRetinaHead(RetinaHead):
             channels = self.feat_channels
 
     def init_weights(self) -> None:
-        """mmdet's init (N(0, 0.01) convs), then the prior biases of §3.2."""
+        """mmdet's init (N(0, 0.01) convs), then the prior biases of resobj.md §3."""
         already_initialised = self.is_init
         super().init_weights()
         if already_initialised:
@@ -185,7 +185,7 @@ class ResObjRetinaHead(RetinaHead):
         for conv, score in zip(self.obj_convs, self.retina_obj):
             obj_feat = conv(obj_feat)
             stage_logit = score(obj_feat)
-            # Residual connection in logit space (§3.2): each stage adds a correction.
+            # Residual connection in logit space (resobj.md §2): each stage adds a correction.
             obj_score = stage_logit if obj_score is None else obj_score + stage_logit
         return self.retina_cls(cls_feat), self.retina_reg(reg_feat), obj_score
 
@@ -210,7 +210,7 @@ class ResObjRetinaHead(RetinaHead):
                      batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> dict:
-        """ResObj losses over all levels and images (§3.3).
+        """ResObj losses over all levels and images (resobj.md §4).
 
         Returns:
             dict: ``loss_cls`` (positive-only class BCE), ``loss_obj`` (objectness BCE over valid
@@ -262,7 +262,7 @@ class ResObjRetinaHead(RetinaHead):
         """Boxes scored by ``sigmoid(obj) * sigmoid(cls)``, through mmdet's stock post-processing.
 
         The fused score is passed as a logit (:func:`fuse_objectness_logits`), so the stock
-        ``nms_pre`` top-k, ``score_thr`` and NMS act on it (§3.4).
+        ``nms_pre`` top-k, ``score_thr`` and NMS act on it (resobj.md §5).
         """
         self._check_outputs(cls_scores, bbox_preds, obj_scores)
         fused_scores = []

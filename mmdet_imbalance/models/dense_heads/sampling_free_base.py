@@ -1,13 +1,13 @@
 """What the Sampling-Free dense heads share: the prior (``prior_prob``) and the guided anchor loss.
 
 Used by :class:`SamplingFreeRetinaHead`, :class:`SamplingFreeRPNHead` and
-:class:`SamplingFreeFCOSHead` (algorithms.md §4.2, §4.3, §4.6).
+:class:`SamplingFreeFCOSHead` (docs/methods/sampling-free.md §2, §3, §5).
 
 ``prior_prob`` is a number in (0, 1) or ``'auto'``:
 
 * a number sets the classification bias to ``-log((1 - pi) / pi)`` in ``init_weights`` (after the
   stock initialisation, so whatever ``init_cfg`` says about that conv's bias is replaced);
-* ``'auto'`` takes ``pi* = N_fg / (C (N_fg + N_bg))`` of the training set (§4.2). A head cannot see
+* ``'auto'`` takes ``pi* = N_fg / (C (N_fg + N_bg))`` of the training set (§2). A head cannot see
   its dataset, so the value is filled in from outside: ``SamplingFreePriorHook``
   (:mod:`mmdet_imbalance.engine.sampling_free_hook`) reads the statistics cache of
   ``tools/imbalance_stats.py`` for the config's training set in ``before_run`` (computing it on
@@ -17,8 +17,8 @@ Used by :class:`SamplingFreeRetinaHead`, :class:`SamplingFreeRPNHead` and
   error that says what to run.
 
 The anchor loss (:meth:`SamplingFreePriorMixin.sampling_free_anchor_losses`) follows the Dec-2019
-recipes of §4.5: one classification total and one regression total over all levels and all images
-(the guided ratio does not decompose per level, §6 item 1), the classification loss over every
+recipes of §5: one classification total and one regression total over all levels and all images
+(the guided ratio does not decompose per level, §5), the classification loss over every
 valid anchor (ignored anchors carry ``label_weights == 0`` and drop out; no sampler), and the
 regression loss divided by ``4 N_pos`` (per-coordinate mean over positives). ``N_pos`` is the exact
 number of positive anchors of the batch, not mmdet's ``avg_factor`` (the sum over images of
@@ -39,7 +39,7 @@ AUTO = 'auto'
 
 
 def unresolved_prior_message(head: str) -> str:
-    """The error text for a head whose ``prior_prob='auto'`` has no value (tests assert on it)."""
+    """The error text for a head whose ``prior_prob='auto'`` has no value."""
     return (f"{head}: prior_prob='auto' has no value: no imbalance statistics are available for "
             'the training set. Run `python tools/imbalance_stats.py <config>` to compute and cache '
             "them, and train or test through mmengine's runner with "
@@ -98,7 +98,7 @@ class SamplingFreePriorMixin:
             else self.prior_prob
         sampler = (self.train_cfg or {}).get('sampler', None)
         if sampler is not None and sampler.get('type') != 'PseudoSampler':
-            # §4.5: the Sampling-Free heads learn from every valid anchor; a sampler would
+            # §5: the Sampling-Free heads learn from every valid anchor; a sampler would
             # re-introduce exactly the mini-batch selection the method removes.
             raise ValueError(f'{type(self).__name__} trains on all valid anchors; its '
                              f"train_cfg.sampler must be None (or PseudoSampler), got {sampler!r}")
@@ -152,7 +152,7 @@ class SamplingFreePriorMixin:
             batch_gt_instances: InstanceList,
             batch_img_metas: List[dict],
             batch_gt_instances_ignore: OptInstanceList = None) -> Tuple[Tensor, Tensor]:
-        """Guided classification total and regression total over all levels and images (§4.5).
+        """Guided classification total and regression total over all levels and images (§5).
 
         Args and the anchor/target computation are those of ``AnchorHead.loss_by_feat``.
 
@@ -182,7 +182,7 @@ class SamplingFreePriorMixin:
             bbox_pred = get_box_tensor(self.bbox_coder.decode(anchors, bbox_pred))
 
         num_pos = int(((labels >= 0) & (labels < self.num_classes)).sum())
-        # The classification normaliser cancels in the guided loss (§4.3); N_pos keeps the logged
+        # The classification normaliser cancels in the guided loss (§3); N_pos keeps the logged
         # value comparable with the reference's sum / N_pos.
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=max(num_pos, 1))
         loss_bbox = self.loss_bbox(

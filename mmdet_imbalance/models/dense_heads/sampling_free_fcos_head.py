@@ -1,7 +1,7 @@
-"""Sampling-Free FCOS head (the 2021 recipe of algorithms.md §4.5, with the Dec-2019 guided loss).
+"""Sampling-Free FCOS head (the 2021 recipe with the Dec-2019 guided loss).
 
-FCOS is not in Table 1; Sampling-Free's 2021 code added it. This head follows that recipe where
-§4.5 fixes it and the Dec-2019 release elsewhere:
+FCOS is not in Table 1; Sampling-Free's 2021 code added it (docs/methods/sampling-free.md §6).
+This head follows that recipe where it fixes a setting and the Dec-2019 release elsewhere:
 
 * Focal loss is replaced by plain sigmoid cross-entropy over all points, divided by ``N_pos``
   (``loss_cls=CrossEntropyLoss(use_sigmoid=True)``; ``FCOSHead.loss_by_feat`` already flattens all

@@ -1,6 +1,7 @@
-"""Sampling-Free RetinaNet head (Chen et al., arXiv 1909.04868; Dec-2019 release), algorithms.md §4.
+"""Sampling-Free RetinaNet head (Chen et al., arXiv 1909.04868; Dec-2019 release).
 
-Sampling-Free replaces Focal Loss by three ingredients (§4.2-§4.4, recipe §4.5):
+Sampling-Free replaces Focal Loss by three ingredients (docs/methods/sampling-free.md §2-§4,
+recipe §5):
 
 1. **Optimal bias initialisation**: ``retina_cls`` starts at ``pi* = N_fg / (C (N_fg + N_bg))``
    (COCO: 1.11352e-5); ``prior_prob='auto'`` takes it from the training set's statistics
@@ -14,7 +15,7 @@ Sampling-Free replaces Focal Loss by three ingredients (§4.2-§4.4, recipe §4.
 Decisions:
 
 * **Regression matches maskrcnn-benchmark's RetinaNet, not mmdet's.** The guided loss makes the
-  value of ``L_reg`` set the scale of the classification gradient (§4.3, §6 item 3), so the
+  value of ``L_reg`` set the scale of the classification gradient (§3), so the
   defaults (and the row configs) use the reference parameterisation: ``DeltaXYWHBBoxCoder`` with
   stds (0.1, 0.1, 0.2, 0.2) (maskrcnn-benchmark's ``RetinaNetModule`` builds
   ``BoxCoder(weights=(10, 10, 5, 5))``), ``SmoothL1Loss(beta=0.11)``, divided by ``4 N_pos``.
@@ -23,7 +24,7 @@ Decisions:
   the centre and 5 for the size).
 * **Threshold modes** (``score_thr_mode``): ``'prior'`` (default, the Dec-2019 code) writes the
   resolved ``pi`` into ``test_cfg.score_thr``; ``'class_prior'`` is the paper's early
-  *class-adaptive threshold*, unverified (§4.4): class ``c`` keeps candidates with
+  *class-adaptive threshold*, unverified (§4): class ``c`` keeps candidates with
   ``score > pi_c = N_fg,c / (N_fg + N_bg)``, the per-class optimal prior, which is proportional to
   the class's share of foreground anchors and averages to ``pi`` over classes (the reference's
   commented-out code used instance counts; anchor counts are what ``pi`` itself is made of).
@@ -49,7 +50,7 @@ SCORE_THR_MODES = ('prior', 'class_prior', 'config')
 
 @MODELS.register_module()
 class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
-    """``RetinaHead`` trained and tested the Sampling-Free way (module docstring; §4.5).
+    """``RetinaHead`` trained and tested the Sampling-Free way (module docstring; §5).
 
     Args:
         num_classes (int): number of object classes.
@@ -120,7 +121,7 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
         self._write_score_thr()
 
     def _write_score_thr(self) -> None:
-        # §4.4: the test threshold is the prior; write it where the test config shows it.
+        # §4: the test threshold is the prior; write it where the test config shows it.
         if self.test_cfg is None or self.score_thr_mode == 'config':
             return
         if self.score_thr_mode == 'prior' and self.resolved_prior is not None:
@@ -134,7 +135,7 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
                      batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> dict:
-        """Guided sigmoid CE over all valid anchors and per-coordinate smooth-L1 (§4.5).
+        """Guided sigmoid CE over all valid anchors and per-coordinate smooth-L1 (§5).
 
         Returns:
             dict: ``loss_cls`` (guided, value ``guided_scale * loss_bbox``) and ``loss_bbox``;
@@ -172,4 +173,3 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
             thrs = self.class_score_thrs.to(cls_scores[0].device)
             results = [res[res.scores > thrs[res.labels]] for res in results]
         return results
-

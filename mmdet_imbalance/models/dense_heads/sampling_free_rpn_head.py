@@ -1,18 +1,20 @@
-"""Sampling-Free RPN head (Chen et al., arXiv 1909.04868; Dec-2019 release), algorithms.md §4.5.
+"""Sampling-Free RPN head (Chen et al., arXiv 1909.04868; Dec-2019 release).
+
+Documented in docs/methods/sampling-free.md §5.
 
 The RPN half of Sampling-Free Faster R-CNN:
 
 * **No sampler**: the objectness loss covers every valid anchor of every image (mmdet builds a
   ``PseudoSampler`` when ``train_cfg.rpn.sampler=None``; a real sampler is rejected). Anchors that
   cross the image border are ignored: the row configs set ``allowed_border=0``, the reference's
-  ``STRADDLE_THRESH=0`` (§6 item 4).
+  ``STRADDLE_THRESH=0`` (§5).
 * **Optimal bias initialisation** of ``rpn_cls`` (COCO: 1.70879e-4; ``'auto'`` from the training
   set's RPN-anchor statistics, C = 1).
 * **Guided loss** with s = 1 on the totals over all levels and images:
   ``L_obj = sg(L_rpn_box / L_obj) * L_obj``.
 * **Regression** as the reference: ``0.5 * mean over positives and 4 coordinates`` of smooth-L1
   (beta 1/9) on deltas with unit stds. The 0.5 is the default ``loss_bbox.loss_weight``; it is
-  part of ``L_reg`` and therefore of the guided scale (§4.3).
+  part of ``L_reg`` and therefore of the guided scale (§3).
 
 Proposal generation (train and test) is ``RPNHead``'s, unchanged.
 """
@@ -28,7 +30,7 @@ from .sampling_free_base import SamplingFreePriorMixin
 
 @MODELS.register_module()
 class SamplingFreeRPNHead(SamplingFreePriorMixin, RPNHead):
-    """``RPNHead`` trained the Sampling-Free way (module docstring; §4.5).
+    """``RPNHead`` trained the Sampling-Free way (module docstring; §5).
 
     Args:
         in_channels (int): channels of the input feature maps.
@@ -60,7 +62,7 @@ class SamplingFreeRPNHead(SamplingFreePriorMixin, RPNHead):
                      batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> dict:
-        """Guided objectness CE over all valid anchors and the reference box loss (§4.5).
+        """Guided objectness CE over all valid anchors and the reference box loss (§5).
 
         Returns:
             dict: ``loss_rpn_cls`` (guided, value ``guided_scale * loss_rpn_bbox``) and

@@ -3,12 +3,12 @@
 The classification task is a ranking task: every positive (anchor, class) logit should rank above
 every negative one. With the smoothed step ``H(x) = clip(x / (2 delta) + 1/2, 0, 1)`` and, for a
 positive ``i``, ``rank+(i) = 1 + sum_{k in P, k != i} H(s_k - s_i)`` and
-``rank-(i) = sum_{j in N} H(s_j - s_i)`` (algorithms.md §1.2):
+``rank-(i) = sum_{j in N} H(s_j - s_i)`` (docs/methods/ap-loss.md §2):
 
 * ``prec(i) = rank+(i) / (rank+(i) + rank-(i))`` and, in ascending score order, the interpolated
   precision ``prec_i = max_{k: s_k <= s_i} prec(k)``;
 * loss ``1 - mean_i prec_i``;
-* the update is **error-driven, not the derivative of the loss** (§1.3, §1.4): with the primary
+* the update is **error-driven, not the derivative of the loss** (§3): with the primary
   terms ``L_ij = H(s_j - s_i) / (rank+(i) + rank-(i))``, rescaled by
   ``(1 - prec_i) / (1 - prec(i))`` where interpolation raised the precision, a negative ``j``
   receives ``sum_i L_ij / |P|`` and a positive ``i`` receives ``-(1 - prec_i) / |P|``. Ignored
@@ -174,10 +174,10 @@ def _ap_loss_and_grad(logits: Tensor, targets: Tensor, delta: float) -> Tuple[Te
     pos_idx = (flat_t == 1).nonzero().squeeze(1)
     num_pos = pos_idx.numel()
     if num_pos == 0:
-        # §1.4 step 1: no positive in the minibatch -> loss 0, gradient 0.
+        # ap-loss.md §3 step 1: no positive in the minibatch -> loss 0, gradient 0.
         return logits.new_zeros(()), torch.zeros_like(logits)
 
-    # Sorted positives (ascending = highest recall first, §1.4 step 3) and the 2|P| ramp boundaries.
+    # Sorted positives (ascending = highest recall first, §3 step 3) and the 2|P| ramp boundaries.
     scores, order = flat.index_select(0, pos_idx).to(torch.float64).sort()
     pos_idx = pos_idx[order]
     ends = torch.cat([scores - delta, scores + delta])
@@ -193,7 +193,7 @@ def _ap_loss_and_grad(logits: Tensor, targets: Tensor, delta: float) -> Tuple[Te
     lower_bounds = torch.cat([bounds_f64.new_zeros(1), bounds_f64])  # B[k-1] of bucket k
 
     # Negatives: everything that is not a valid negative is parked below the lowest boundary
-    # (bucket 0), where every H is 0; this also applies the cut-off min(s_P) - delta of §1.4.
+    # (bucket 0), where every H is 0; this also applies the cut-off min(s_P) - delta of §3.
     park = torch.finfo(work).min
     neg = torch.where(flat_t == 0, flat, flat.new_tensor(park))
     bucket = _locate(neg, bounds, bounds_f64)
@@ -210,7 +210,7 @@ def _ap_loss_and_grad(logits: Tensor, targets: Tensor, delta: float) -> Tuple[Te
 
     denom = rank_pos + rank_neg
     prec_raw = rank_pos / denom
-    prec = prec_raw.cummax(0).values  # interpolated precision, §1.4 step 4
+    prec = prec_raw.cummax(0).values  # interpolated precision, §3 step 4
     # Rescale the primary terms where interpolation raised the precision (cur < max_prec <= 1).
     raised = prec_raw < prec
     rescale = torch.where(raised, (1 - prec) / torch.where(raised, 1 - prec_raw, 1.0), 1.0)
@@ -259,7 +259,7 @@ class _APLossFunction(torch.autograd.Function):
 
 
 def ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0) -> Tensor:
-    """AP-Loss of a whole minibatch with the error-driven gradient of algorithms.md §1.3-1.4.
+    """AP-Loss of a whole minibatch with the error-driven gradient of ap-loss.md §3.
 
     Args:
         logits (Tensor): raw classification scores of any shape (no sigmoid is applied; AP-Loss

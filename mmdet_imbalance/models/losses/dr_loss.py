@@ -1,7 +1,7 @@
 """DR Loss: Distributional Ranking loss (Qian, Chen, Li, Jin; arXiv 1907.10156, CVPR 2020).
 
 DR Loss turns per-image classification into ranking one expectation of the positive scores above one
-expectation of the negative scores (algorithms.md §2.2). With ``p = sigmoid(z)``:
+expectation of the negative scores (docs/methods/dr-loss.md §2). With ``p = sigmoid(z)``:
 
 * negatives, weighted towards the hard (high-score) ones: ``q-_j = softmax_j(p_j / neg_lambda)`` and
   ``P- = sum_j q-_j p_j``;
@@ -10,7 +10,7 @@ expectation of the negative scores (algorithms.md §2.2). With ``p = sigmoid(z)`
 * loss ``tau / L * log(1 + exp(L * (P- - P+ + margin)))``, a smoothed hinge on the two expectations.
 
 It is a RetinaNet classification loss in its paper and reference code (``idstcv/DR_loss``), although
-Table 1 of the review prints it under Faster R-CNN (algorithms.md §2.1, §6 item 5).
+Table 1 of the review prints it under Faster R-CNN (dr-loss.md §6).
 
 Decisions (the reference leaves these open, or uses another label convention):
 
@@ -20,7 +20,7 @@ Decisions (the reference leaves these open, or uses another label convention):
 * **Row weights are a mask.** A row is kept when its weight is ``> 0``; the magnitude is not used,
   because DR Loss is one ranking of expectations, not a sum over rows that a weight could scale.
 * **Not detached.** The softmax weights ``q`` carry gradient, as in the reference; the gradient is
-  autograd's, so easy negatives far below ``P-`` get a small gradient of the opposite sign (§2.2).
+  autograd's, so easy negatives far below ``P-`` get a small gradient of the opposite sign (§2).
 * **Empty sets.** No positive: ``P+ := 1`` (the reference's rule). No negative: ``P- := 0`` (the
   value of the reference's sum over an empty set). Every row ignored: the group contributes a
   finite zero that stays connected to the graph. (The reference would return the constant
@@ -49,7 +49,7 @@ from torch import Tensor
 
 def _check_hyper_parameters(margin: float, pos_lambda: float, neg_lambda: float, L: float,
                             tau: float) -> None:
-    """Raise ValueError for hyper-parameters outside the domain of the formulas of §2.2."""
+    """Raise ValueError for hyper-parameters outside the domain of the formulas of dr-loss.md §2."""
     for name, value in (('margin', margin), ('pos_lambda', pos_lambda), ('neg_lambda', neg_lambda),
                         ('L', L), ('tau', tau)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -106,7 +106,7 @@ def dr_loss(cls_score: Tensor,
             neg_lambda: float = 0.1 / math.log(3.5),
             L: float = 6.0,
             tau: float = 4.0) -> Tensor:
-    """DR Loss of one ranking group (for example all anchors of one image), algorithms.md §2.2.
+    """DR Loss of one ranking group (for example all anchors of one image), dr-loss.md §2.
 
     Args:
         cls_score (Tensor): (M, C) classification logits (any floating dtype).
@@ -179,7 +179,7 @@ class DRLoss(nn.Module):
             ``loss_cls`` to give the classifier C sigmoid outputs instead of C+1 softmax ones,
             which DR Loss (defined on per-class sigmoid probabilities) requires.
         margin, pos_lambda, neg_lambda, L, tau: see :func:`dr_loss` (defaults: the paper's and the
-            reference code's values, algorithms.md §2.3).
+            reference code's values, dr-loss.md §3).
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
@@ -214,7 +214,7 @@ class DRLoss(nn.Module):
         """DR Loss of one ranking group times ``loss_weight``.
 
         ``avg_factor`` exists only to reject the per-level call of a stock ``AnchorHead`` with a
-        clear message: DR Loss is already normalised by its softmax expectations (§2.4).
+        clear message: DR Loss is already normalised by its softmax expectations (dr-loss.md §4).
         """
         if avg_factor is not None:
             raise ValueError(f'DRLoss takes no avg_factor (got {avg_factor!r}): it is one ranking '

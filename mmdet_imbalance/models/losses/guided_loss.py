@@ -1,19 +1,20 @@
 """Sampling-Free's guided loss and optimal bias initialisation (Chen et al., arXiv 1909.04868).
 
-Pure functions of tensors and counts shared by the Sampling-Free heads (algorithms.md §4.2, §4.3)
-and by the imbalance statistics tool (:mod:`mmdet_imbalance.analysis.imbalance_stats`):
+Pure functions of tensors and counts shared by the Sampling-Free heads and by the imbalance
+statistics tool (:mod:`mmdet_imbalance.analysis.imbalance_stats`); documented in
+docs/methods/sampling-free.md §2, §3:
 
 * :func:`guided_loss`: ``s * sg(L_reg / L_cls) * L_cls`` (the Dec-2019 ``GuidedLossWeighter``).
   Its value is ``s * L_reg``; its gradient is ``s * L_reg * grad(L_cls) / L_cls``, so any constant
-  normaliser of ``L_cls`` cancels and only the normalisation of ``L_reg`` sets the scale (§4.3).
+  normaliser of ``L_cls`` cancels and only the normalisation of ``L_reg`` sets the scale (§3).
 * :func:`optimal_prior`: ``pi* = N_fg / (C (N_fg + N_bg))``, the constant score that minimises the
-  initial summed BCE over all non-ignored (example, class) entries (§4.2).
+  initial summed BCE over all non-ignored (example, class) entries (§2).
 * :func:`prior_to_bias`: the logit bias ``-log((1 - pi) / pi)`` whose sigmoid is ``pi``.
 
 Decisions (edge cases the reference leaves to CUDA or never meets):
 
 * **Zero regression loss** (no positive in the batch): the value and the gradient are exactly 0,
-  as in the reference, which returns zero for both losses then (§4.3).
+  as in the reference, which returns zero for both losses then (§3).
 * **Zero, non-finite or negative classification loss** (every entry ignored, or a perfectly fitted
   batch in low precision): the ratio is undefined there, so the guided loss is 0 with a zero
   gradient instead of NaN. A negative ``L_cls`` cannot come from a cross-entropy; it is treated the
@@ -38,7 +39,7 @@ def _check_scalar_loss(name: str, value) -> Tensor:
 
 
 def guided_loss(loss_cls: Tensor, loss_reg: Tensor, scale: float = 1.0) -> Tensor:
-    """Guided classification loss ``scale * sg(loss_reg / loss_cls) * loss_cls`` (§4.3).
+    """Guided classification loss ``scale * sg(loss_reg / loss_cls) * loss_cls`` (§3).
 
     Args:
         loss_cls (Tensor): the total classification loss of the batch (one element, with grad).
@@ -71,7 +72,7 @@ def guided_loss(loss_cls: Tensor, loss_reg: Tensor, scale: float = 1.0) -> Tenso
 
 
 def optimal_prior(num_fg: int, num_bg: int, num_classes: int) -> float:
-    """The optimal initial score ``pi* = num_fg / (num_classes * (num_fg + num_bg))`` (§4.2).
+    """The optimal initial score ``pi* = num_fg / (num_classes * (num_fg + num_bg))`` (§2).
 
     Args:
         num_fg (int): foreground examples (anchors or points assigned to an object), over the

@@ -1,28 +1,28 @@
 """Residual Objectness (ResObj) losses: objectness BCE, positive-only class BCE, EMA normaliser.
 
 Chen et al., "Residual Objectness for Imbalance Reduction", arXiv 1908.09075 / Pattern Recognition
-130 (2022); specification in algorithms.md §3.3, which follows the released detectron2 code
+130 (2022); documented in docs/methods/resobj.md §4, which follows the released detectron2 code
 (``chenjoya/resobj`` @ 15da804, ``ResObjRetinaNet.losses``). The head that produces the logits is
 :class:`mmdet_imbalance.models.dense_heads.ResObjRetinaHead`.
 
 With ``o`` the objectness logit of an anchor, ``z`` its K class logits and ``N`` the loss
-normaliser (§3.3):
+normaliser (§4):
 
 * ``L_obj = obj_weight * sum_{valid} BCE(o, 1[pos]) / N_obj``. Plain BCE over every non-ignored
   anchor, no focal term and no sampling: ResObj moves the foreground-background imbalance onto this
   single "objectness class" and lets the residual stages absorb it.
 * ``L_cls = cls_weight * sum_{pos} sum_k BCE(z_k, onehot_k) / N_cls``. Sigmoid BCE over all K
   classes of the positive anchors only; background anchors never reach the class branch.
-* The released weights are 1/20 (objectness) and 1/10 (class) relative to the box loss (§3.3).
+* The released weights are 1/20 (objectness) and 1/10 (class) relative to the box loss (§4).
 
-Decisions (documented here because they feed the README):
+Decisions:
 
 * **Normaliser: the released code's EMA, not mmdet's per-iteration ``num_pos``.** ``N`` is
   detectron2's moving average of ``max(num_pos, 1)`` (initial 100, momentum 0.9). The released
   code calls the update three times per iteration with the same state (once per loss term), so the
   objectness, class and box terms use the 1st, 2nd and 3rd of three successive updates and the
   effective per-iteration momentum is 0.9**3 = 0.729. We reproduce that quirk exactly
-  (algorithms.md §3.3 / §6.8). ``ema_momentum=0`` turns it into mmdet's ``max(num_pos, 1)``.
+  (resobj.md §4). ``ema_momentum=0`` turns it into mmdet's ``max(num_pos, 1)``.
 * **Distributed training.** detectron2 keeps the average per GPU (a Python attribute, lost on
   resume). We average ``num_pos`` over ranks (``mmdet.utils.reduce_mean``) before the update, so
   every rank holds the same value, and keep the average in a persistent buffer
@@ -74,7 +74,7 @@ def objectness_bce_loss(obj_logits: Tensor,
                         label_weights: Tensor,
                         num_classes: int,
                         avg_factor: Number = 1.0) -> Tensor:
-    """ResObj objectness loss: BCE of every valid anchor against "is foreground" (§3.3).
+    """ResObj objectness loss: BCE of every valid anchor against "is foreground" (resobj.md §4).
 
     Args:
         obj_logits (Tensor): objectness logits, shape (M,).
@@ -101,7 +101,7 @@ def positive_class_bce_loss(cls_logits: Tensor,
                             labels: Tensor,
                             label_weights: Tensor,
                             avg_factor: Number = 1.0) -> Tensor:
-    """ResObj class loss: sigmoid BCE over all K classes of the positive anchors only (§3.3).
+    """ResObj class loss: sigmoid BCE over all K classes of the positive anchors only (§4).
 
     Args:
         cls_logits (Tensor): class logits of all anchors, shape (M, K).
@@ -132,7 +132,7 @@ def ema_loss_normalizers(ema: Number,
                          num_pos: Number,
                          momentum: float = 0.9,
                          num_updates: int = 3) -> Tensor:
-    """Successive detectron2-style EMA updates of the loss normaliser (algorithms.md §3.3).
+    """Successive detectron2-style EMA updates of the loss normaliser (resobj.md §4).
 
     Each update is ``n <- momentum * n + (1 - momentum) * max(num_pos, 1)``; the released code
     applies it ``num_updates=3`` times per iteration (objectness, class, box).
@@ -155,7 +155,7 @@ def ema_loss_normalizers(ema: Number,
 
 @MODELS.register_module()
 class ResObjLoss(nn.Module):
-    """ResObj objectness and class losses with the released code's EMA normaliser (§3.3).
+    """ResObj objectness and class losses with the released code's EMA normaliser (resobj.md §4).
 
     Used as the ``loss_cls`` of :class:`ResObjRetinaHead`, which calls :meth:`normalizers` once
     per iteration and uses the third value for its box loss.

@@ -1,4 +1,6 @@
-"""Sampling-Free Fast R-CNN box head (Chen et al., arXiv 1909.04868; Dec-2019), algorithms.md §4.5.
+"""Sampling-Free Fast R-CNN box head (Chen et al., arXiv 1909.04868; Dec-2019).
+
+Documented in docs/methods/sampling-free.md §5.
 
 The RoI half of Sampling-Free Faster R-CNN. With ``AllSampler`` (every proposal plus the GT boxes,
 :mod:`mmdet_imbalance.models.task_modules.all_sampler`) the head sees about 1000 + GT RoIs per
@@ -10,7 +12,7 @@ image, and:
   positives' sum by the number of all RoIs instead; this head rescales that value by
   ``N_rois / (4 N_pos)``, which is the reference normalisation up to mmdet's 1e-7 epsilon;
 * ``L_cls <- s * sg(L_box / L_cls) * L_cls`` with **s = 2** ("to keep consistency with biased
-  sampling", §4.3), on the totals of the batch (``StandardRoIHead`` calls the loss once on the
+  sampling", §3), on the totals of the batch (``StandardRoIHead`` calls the loss once on the
   RoIs of all images).
 
 The classifier keeps mmdet's default initialisation (the reference does not apply the prior here)
@@ -31,7 +33,7 @@ from ..losses.guided_loss import guided_loss
 
 @MODELS.register_module()
 class SamplingFreeBBoxHead(Shared2FCBBoxHead):
-    """``Shared2FCBBoxHead`` with the Sampling-Free box normalisation and guided CE (§4.5).
+    """``Shared2FCBBoxHead`` with the Sampling-Free box normalisation and guided CE (§5).
 
     Args:
         guided_scale (float): ``s`` of the guided loss; 2 for the Fast R-CNN head.

@@ -1,8 +1,10 @@
-"""``AllSampler``: keeps every candidate; the "sampler" of Sampling-Free's RoI head (§4.5).
+"""``AllSampler``: keeps every candidate; the "sampler" of Sampling-Free's RoI head.
+
+See docs/methods/sampling-free.md §5.
 
 The Dec-2019 ``FastRCNNLossComputationFree.subsample`` keeps every proposal with a label >= 0
 (with the 0.5/0.5 assigner: all of them) plus the ground-truth boxes, instead of mmdet's 512 RoIs at
-1:3. §4.6 suggests ``RandomSampler(num=10**6, ...)``, which keeps everything too but draws random
+1:3. ``RandomSampler(num=10**6, ...)`` would keep everything too, but it draws random
 permutations and hides the intent; this sampler returns all positives and all negatives in index
 order. Candidates the assigner ignores (``gt_inds == -1``) are left out, as the reference drops
 labels < 0.

@@ -1,4 +1,7 @@
-"""Tests of APLossRetinaHead: one ranking over levels and images, §1.9 targets, rank gathering."""
+"""Tests of APLossRetinaHead: one ranking over levels and images, targets, rank gathering.
+
+docs/methods/ap-loss.md §5-§7.
+"""
 import os
 import threading
 from types import SimpleNamespace
@@ -117,7 +120,7 @@ def test_batch_without_ground_truth(coco_model):
     cls_scores, bbox_preds, gts, metas = random_head_inputs(head, batch)
     losses = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)
     (losses['loss_cls'] + losses['loss_bbox']).backward()
-    # No positive anywhere in the batch: AP-Loss is 0 with zero gradient (§1.4 step 1).
+    # No positive anywhere in the batch: AP-Loss is 0 with zero gradient (§3 step 1).
     assert losses['loss_cls'].item() == 0 and losses['loss_bbox'].item() == 0
     assert all((c.grad == 0).all() for c in cls_scores)
 
@@ -144,8 +147,8 @@ def test_paper_recipe_head(coco_model, repo_root):
     head = MODELS.build(dict(cfg.bbox_head, train_cfg=cfg.train_cfg, test_cfg=cfg.test_cfg))
     head.init_weights()
     assert isinstance(head, APLossRetinaHead) and head.gather_across_ranks
-    assert head.num_base_priors == 6  # §1.7: 3 ratios x 2 scales
-    # Regression output init N(0, 0.001) (§1.7), classification prior 0.01.
+    assert head.num_base_priors == 6  # §7: 3 ratios x 2 scales
+    # Regression output init N(0, 0.001) (§7), classification prior 0.01.
     assert head.retina_reg.weight.std().item() == pytest.approx(0.001, rel=0.1)
     assert torch.allclose(
         head.retina_cls.bias, torch.full_like(head.retina_cls.bias, -4.59512), atol=1e-4)

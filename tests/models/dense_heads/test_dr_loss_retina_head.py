@@ -1,4 +1,4 @@
-"""Tests of DRLossRetinaHead (algorithms.md §2.4, §2.6): per-image reduction over all FPN levels,
+"""Tests of DRLossRetinaHead (docs/methods/dr-loss.md §4): per-image reduction over all FPN levels,
 mmdet's bbox loss unchanged, and training steps through the shipped configs."""
 import os
 

@@ -1,4 +1,4 @@
-"""ResObjRetinaHead (algorithms.md §3): architecture, init, losses, fused inference, detectors."""
+"""ResObjRetinaHead (docs/methods/resobj.md): architecture, init, losses, fused inference."""
 import copy
 import math
 import os
@@ -70,7 +70,7 @@ def test_initial_objectness_matches_closed_form(coco_model_cfg, num_stages):
         closed_form = 1 / (1 + 999 ** (num_stages + 1))  # sigma((S + 1) * logit(0.001))
         assert torch.allclose(obj.sigmoid(), torch.full_like(obj, closed_form), rtol=1e-4)
     if num_stages == 1:
-        # The released code's about 1e-6 (algorithms.md §3.2).
+        # The released code's about 1e-6 (docs/methods/resobj.md §3, §8).
         assert obj_scores[0].sigmoid().mean().item() == pytest.approx(1.002e-6, rel=1e-3)
     for cls in cls_scores:
         assert torch.allclose(cls, torch.full_like(cls, -math.log(NUM_CLASSES - 1)), atol=1e-5)
@@ -179,7 +179,7 @@ def test_loss_by_feat_against_direct_bce(coco_model_cfg):
     obj_sum, cls_sum, box_sum, num_pos = _level_direct_losses(head, *outs, gts, metas)
     assert num_pos > 0
     losses = head.loss_by_feat(*outs, gts, metas)
-    # Three EMA updates from 100 (§3.3): objectness, class and box use the 1st, 2nd and 3rd.
+    # Three EMA updates from 100 (resobj.md §4): objectness, class and box use the 1st, 2nd and 3rd.
     n1 = 0.9 * 100 + 0.1 * num_pos
     n2 = 0.9 * n1 + 0.1 * num_pos
     n3 = 0.9 * n2 + 0.1 * num_pos

@@ -1,7 +1,7 @@
-"""Tests of the Sampling-Free dense heads (algorithms.md §4.2-§4.5): the RetinaNet and RPN losses
-against an independent per-level computation of the reference normalisation, the guided gradient,
-the zero-positive rule, the prior initialisation and its 'auto' error, the thresholds, FCOS against
-the stock head, and one training step of every mini row."""
+"""Tests of the Sampling-Free dense heads (docs/methods/sampling-free.md §2-§6): the RetinaNet and
+RPN losses against an independent per-level computation of the reference normalisation, the
+guided gradient, the zero-positive rule, the prior initialisation and its 'auto' error, the
+thresholds, FCOS against the stock head, and one training step of every mini row."""
 import os
 
 import pytest
@@ -62,7 +62,7 @@ def features(head, seed=0, strides=(8, 16)):
 
 
 def reference_losses(head, cls_scores, bbox_preds, gts, metas, beta, reg_weight=1.0):
-    """Dec-2019 reference (§4.5), per level with mmdet's own targets: BCE summed over the valid
+    """Dec-2019 reference (§5), per level with mmdet's own targets: BCE summed over the valid
     (anchor, class) entries / N_pos, smooth-L1 summed over positives / (4 N_pos)."""
     sizes = [s.shape[-2:] for s in cls_scores]
     anchors, valid = head.get_anchors(sizes, metas, device='cpu')
@@ -285,4 +285,4 @@ def test_coco_thresholds_reach_the_built_test_config(config, score_thr, repo_roo
     assert cfg.model.test_cfg.score_thr == score_thr
     assert model.bbox_head.test_cfg['score_thr'] == score_thr
     if 'retinanet' in config:
-        assert model.bbox_head.prior_prob == score_thr  # threshold = prior (§4.4)
+        assert model.bbox_head.prior_prob == score_thr  # threshold = prior (sampling-free.md §4)

@@ -1,8 +1,8 @@
-"""Tests of ap_loss / APLoss: hand-derived vectors of algorithms.md §1.10 and a loop oracle.
+"""Tests of ap_loss / APLoss: hand-derived vectors of docs/methods/ap-loss.md §10 and a loop oracle.
 
-The oracle below is a direct transcription of the per-positive loop of §1.4 (written for this test,
+The oracle below is a direct transcription of the per-positive loop of §3 (written for this test,
 not taken from the reference repository). The error-driven gradient is compared with the oracle's
-returned gradient, not with autograd on the loss value (§6 item 7).
+returned gradient, not with autograd on the loss value (§9).
 """
 import pytest
 import torch
@@ -11,7 +11,7 @@ from mmdet_imbalance.models.losses import APLoss, ap_loss
 
 
 def loop_ap_loss(logits, targets, delta=1.0):
-    """§1.4 steps 1-5, one positive at a time, in float64.
+    """ap-loss.md §3 steps 1-5, one positive at a time, in float64.
 
     Returns (loss, grad, number of positives whose primary terms were rescaled by interpolation).
     """
@@ -68,11 +68,11 @@ def make_case(pos, neg, dtype=torch.float64):
 @pytest.mark.parametrize(
     'pos,neg,exp_loss,exp_pos,exp_neg',
     [
-        # §1.10 case 1: the negative -3.0 lies below the cut-off -1.0.
+        # §10 case 1: the negative -3.0 lies below the cut-off -1.0.
         ([2.0, 0.0], [1.0, -0.5, -3.0], 0.1923077, [0, -0.1923077], [0.1538462, 0.0384615, 0]),
-        # §1.10 case 2: raw precisions 1/2, 2/3, 3/4 all interpolated to 3/4.
+        # §10 case 2: raw precisions 1/2, 2/3, 3/4 all interpolated to 3/4.
         ([5.0, 0.0, -5.0], [10.0], 0.25, [-0.0833333] * 3, [0.25]),
-        # §1.10 case 3.
+        # §10 case 3.
         ([0.3, -0.2, 1.5], [0.9, 0.1, -0.1, -2.0, 0.2], 0.3814089,
          [-0.1547619, -0.1710914, -0.0555556], [0.1780447, 0.0700941, 0.0562579, 0, 0.0770122]),
     ])
@@ -87,7 +87,7 @@ def test_hand_derived_vectors(pos, neg, exp_loss, exp_pos, exp_neg, dtype):
 
 
 def test_loop_oracle_reproduces_hand_vectors():
-    """The oracle itself must agree with §1.10 before it is trusted on random inputs."""
+    """The oracle itself must agree with ap-loss.md §10 before it is trusted on random inputs."""
     logits, targets = make_case([0.3, -0.2, 1.5], [0.9, 0.1, -0.1, -2.0, 0.2])
     loss, grad, _ = loop_ap_loss(logits, targets)
     assert loss.item() == pytest.approx(0.3814089, abs=1e-6)
@@ -125,7 +125,7 @@ def test_matches_loop_oracle_float64(ties, delta):
         torch.testing.assert_close(loss, exp_loss, rtol=1e-6, atol=1e-12)
         torch.testing.assert_close(grad, exp_grad, rtol=1e-6, atol=1e-12)
         num_rescaled += rescaled
-    # The random cases must exercise the interpolation rescaling branch of §1.4 step 4.
+    # The random cases must exercise the interpolation rescaling branch of ap-loss.md §3 step 4.
     assert num_rescaled > 0
 
 
@@ -144,7 +144,7 @@ def test_interpolation_rescaling_against_oracle():
     loss, grad = loss_and_grad(logits, targets)
     torch.testing.assert_close(loss, exp_loss, rtol=1e-6, atol=1e-12)
     torch.testing.assert_close(grad, exp_grad, rtol=1e-6, atol=1e-12)
-    # Rescaling keeps the error-driven balance (§1.4): sum of negative grads = 1 - mean prec.
+    # Rescaling keeps the error-driven balance (§3): sum of negative grads = 1 - mean prec.
     assert grad[25:].sum().item() == pytest.approx(loss.item(), rel=1e-9)
 
 
@@ -166,7 +166,7 @@ def test_invariants(seed):
     gen = torch.Generator().manual_seed(seed)
     logits, targets = random_case(gen, 3000, 30, 2.0, ties=seed % 2 == 1, shape=(100, 30))
     loss, grad = loss_and_grad(logits, targets)
-    # Error-driven balance (§1.3): sum of negative grads = - sum of positive grads.
+    # Error-driven balance (ap-loss.md §3): sum of negative grads = - sum of positive grads.
     assert grad[targets == 0].sum().item() == pytest.approx(
         -grad[targets == 1].sum().item(), rel=1e-9)
     assert 0 <= loss.item() <= 1

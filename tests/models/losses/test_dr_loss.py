@@ -1,5 +1,6 @@
-"""Tests of DR Loss (algorithms.md §2): hand-derived vectors (§2.7), an independent reference in
-the maskrcnn-benchmark label convention, gradcheck, empty sets, extreme logits, dtypes and errors."""
+"""Tests of DR Loss (docs/methods/dr-loss.md): hand-derived vectors (§7), an independent reference
+in the maskrcnn-benchmark label convention, gradcheck, empty sets, extreme logits, dtypes and
+errors."""
 import math
 
 import pytest
@@ -18,7 +19,7 @@ def reference_dr_loss(logits,
                       neg_lambda=NEG_LAMBDA,
                       L=6.0,
                       tau=4.0):
-    """§2.2 written directly in the reference's convention: targets in {-1, 0, 1..C} with
+    """dr-loss.md §2 written directly in the reference's convention: targets in {-1, 0, 1..C} with
     0 = background and -1 = ignored; positives and negatives picked by boolean indexing."""
     num_classes = logits.size(1)
     classes = torch.arange(1, num_classes + 1).unsqueeze(0)
@@ -48,7 +49,7 @@ def loss_and_grad(logits, labels, label_weights=None, **kwargs):
     return loss.detach(), logits.grad
 
 
-# §2.7 vectors, each as (positive logits, negative logits, loss, positive grads, negative grads).
+# §7 vectors, each as (positive logits, negative logits, loss, positive grads, negative grads).
 HAND_VECTORS = [
     ([0.], [0., 0., 0.], 2.0323916, [-0.9525741], [0.3175247] * 3),
     ([2., -1.], [0.5, -2., -4.], 2.5629781, [-0.0871870,

@@ -1,4 +1,5 @@
-"""Tests of Sampling-Free's guided loss and optimal prior (algorithms.md §4.2, §4.3, §4.7)."""
+"""Tests of Sampling-Free's guided loss and optimal prior (docs/methods/sampling-free.md §2, §3,
+§9)."""
 import math
 
 import pytest
@@ -9,7 +10,7 @@ from mmdet_imbalance.models.losses import guided_loss, optimal_prior, prior_to_b
 
 
 def test_spec_oracle_value_and_gradient_factor():
-    # §4.7: L_cls = 2.0 and L_reg = 0.5 give a guided loss of 0.5 and a gradient factor of
+    # §9: L_cls = 2.0 and L_reg = 0.5 give a guided loss of 0.5 and a gradient factor of
     # 0.25 on grad(L_cls); twice both for the R-CNN scale s = 2.
     x = torch.tensor(2.0, requires_grad=True)
     for scale, value, factor in ((1.0, 0.5, 0.25), (2.0, 1.0, 0.5)):
@@ -101,7 +102,7 @@ def test_optimal_prior_and_bias_from_counts():
     def bce(p):
         return -fg * math.log(p) - (c * (fg + bg) - fg) * math.log(1 - p)
     assert bce(pi) < bce(pi * 1.01) and bce(pi) < bce(pi * 0.99)
-    # The spec's reference values (§4.2): priors and biases of COCO RetinaNet / RPN and FCOS.
+    # Priors and biases of COCO RetinaNet / RPN and FCOS (sampling-free.md §2, §9).
     assert prior_to_bias(1.11352e-5) == pytest.approx(-11.405, abs=1e-3)
     assert prior_to_bias(1.70879e-4) == pytest.approx(-8.674, abs=1e-3)
     assert prior_to_bias(1e-4) == pytest.approx(-9.210, abs=1e-3)

@@ -1,4 +1,5 @@
-"""ResObj losses (algorithms.md §3.3) against direct ``binary_cross_entropy_with_logits`` sums."""
+"""ResObj losses (docs/methods/resobj.md §4) against direct ``binary_cross_entropy_with_logits``
+sums."""
 import math
 
 import pytest
@@ -97,7 +98,7 @@ def test_bfloat16_logits_under_autocast():
 
 
 def test_ema_normaliser_sequence_by_hand():
-    # n <- 0.9 n + 0.1 max(N, 1), three times (algorithms.md §3.3): 100 -> 95 -> 90.5 -> 86.45.
+    # n <- 0.9 n + 0.1 max(N, 1), three times (§4, §8): 100 -> 95 -> 90.5 -> 86.45.
     values = ema_loss_normalizers(100.0, 50, momentum=0.9)
     assert torch.allclose(values, torch.tensor([95.0, 90.5, 86.45]))
     # No positive: counts as 1.

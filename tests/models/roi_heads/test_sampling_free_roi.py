@@ -1,6 +1,7 @@
-"""Tests of Sampling-Free's RoI stage (algorithms.md §4.5): AllSampler keeps every proposal plus
-the GT boxes, SamplingFreeBBoxHead's box loss is the per-coordinate mean over positives and its
-CE is guided with s = 2, and the Faster R-CNN rows train and carry the 0.001 test threshold."""
+"""Tests of Sampling-Free's RoI stage (docs/methods/sampling-free.md §5): AllSampler keeps every
+proposal plus the GT boxes, SamplingFreeBBoxHead's box loss is the per-coordinate mean over
+positives and its CE is guided with s = 2, and the Faster R-CNN rows train and carry the 0.001
+test threshold."""
 import os
 
 import pytest

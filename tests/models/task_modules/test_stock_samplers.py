@@ -1,4 +1,5 @@
-"""Behaviour of the stock samplers as the Table 1 rows configure them (issue 4, algorithms.md §5).
+"""Behaviour of the stock samplers as the Table 1 rows configure them (docs/methods/ohem.md §2,
+docs/methods/iou-balanced-sampling.md §2).
 
 Each sampler is built from the row's own merged config, so these tests check the heuristic the row
 really runs, on constructed cases whose right answer is derived here independently:

@@ -1,4 +1,4 @@
-"""tools/train.py and mmdet_imbalance.runner: the dataset switch, input checks, one real run."""
+"""tools/train.py and mmdet_imbalance.config_builder: the dataset switch, input checks, one run."""
 import glob
 import json
 import math
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mmdet_imbalance.runner import (build_runner_config, check_loss_head_compat, load_config,
-                                    set_num_classes, use_mini_dataset)
+from mmdet_imbalance.config_builder import (build_runner_config, check_loss_head_compat,
+                                            load_config, set_num_classes, use_mini_dataset)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MINI_RETINA = os.path.join(REPO, 'configs/mini/retinanet_mini.py')

@@ -1,4 +1,4 @@
-"""Turning a row config plus command-line choices into a checked mmengine Runner config.
+"""Building a checked mmengine Runner config from a row config plus command-line choices.
 
 Shared by ``tools/train.py``, ``tools/test.py`` and the Table 1 tool, so every entry point applies
 the embedded-dataset switch, the COCO data root and the input checks the same way, and fails with
@@ -8,12 +8,51 @@ import os
 import os.path as osp
 from typing import Any, Dict, Optional
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MINI_DATASET_DIR = osp.join(REPO_ROOT, 'configs', 'mini', '_base_', 'datasets')
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
              'test_evaluator')
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options`` that rejects an item without ``key=value``
+    with a usage error naming it, instead of a traceback from inside argparse."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [v for v in values if '=' not in v or v.startswith('=')]
+        if bad:
+            parser.error(f'{option_string} {" ".join(bad)}: each option must be key=value, '
+                         'e.g. train_cfg.max_iters=20')
+        super().__call__(parser, namespace, values, option_string)
+
+
+def check_work_dir(work_dir: str) -> str:
+    """Create ``work_dir`` (or fail at once, in one line, naming what is in the way)."""
+    path = osp.abspath(work_dir)
+    blocker = path
+    while not osp.exists(blocker):
+        blocker = osp.dirname(blocker)
+    if not osp.isdir(blocker):
+        raise NotADirectoryError(f'--work-dir {work_dir}: {blocker} is a file, not a folder')
+    if not os.access(blocker, os.W_OK | os.X_OK):
+        raise PermissionError(f'--work-dir {work_dir}: {blocker} is not writable')
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def embedded_data_roots(cfg: Config):
+    """Absolute folders of the embedded datasets the config trains and evaluates on (prepared
+    there on first use), so that the tools can say where they go."""
+    roots = []
+    for key in ('train_dataloader', 'val_dataloader'):
+        dataset = _dataset_of(cfg[key]) if cfg.get(key) else {}
+        if dataset.get('type') == 'EmbeddedCocoDataset':
+            root = osp.abspath(dataset.get('data_root') or osp.join('data', dataset.embedded))
+            if root not in roots:
+                roots.append(root)
+    return roots
 
 
 def load_config(path: str) -> Config:

@@ -1,0 +1,22 @@
+# Beyond the review: baseline "ATSS (Focal Loss)" of the RS-ATSS and GFL rows: the stock mmdet 3.3
+# ATSS R50-FPN 1x (Zhang et al., CVPR 2020; zoo 39.4 AP; docs/methods/atss.md): ATSSAssigner
+# (topk 9), 1 anchor per location, FocalLoss(gamma 2, alpha 0.25), GIoU x 2, centerness, GN towers,
+# lr 0.01 for batch 16, test NMS 0.6. Every ATSS row is a delta on this file.
+_base_ = 'mmdet::atss/atss_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
+custom_hooks = [dict(type='ImbalanceTableHook')]
+# Stock DetDataPreprocessor plus the removal of GT boxes under 1 px (as COCO's loader does), so
+# that no row meets the -inf regression target of a zero-width box.
+model = dict(data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'))
+# mmdet's CocoDataset, plus a warning that counts, per reason and once per file, the annotations it
+# drops (degenerate, non-finite, outside the image, unknown category) instead of dropping them in
+# silence (mmdet_imbalance/datasets/checked_coco.py).
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader
+# mmdet's CocoDataset, plus a warning that counts the annotations it drops, as every COCO baseline
+# (mmdet_imbalance/datasets/checked_coco.py).
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader

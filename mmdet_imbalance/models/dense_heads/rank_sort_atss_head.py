@@ -1,0 +1,80 @@
+"""RS-ATSS: the ATSS head trained with Rank & Sort Loss (Oksuz et al., ICCV 2021).
+
+docs/methods/rs-loss.md §4. ``ATSSHead`` (GN towers, a ``Scale`` per level, ``ATSSAssigner``) with:
+
+* **no centerness branch**: the sorting objective ranks well-localised positives higher, which is
+  what centerness was for (RS §1, "no auxiliary head");
+* ``loss_by_feat`` replaced by one RS Loss call on every (anchor, class) logit of all levels and
+  images, each positive labelled with the IoU of its current decoded prediction (detached);
+* the GIoU box loss of each positive weighted by its detached highest class score, normalised by
+  the weights' sum, and rescaled every iteration to ``loss_rank + loss_sort`` (self-balance).
+
+Classification outputs are sigmoid-style whatever ``loss_cls`` says: RS ranks logits and the test
+scores are ``sigmoid(logit)``.
+"""
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import ATSSHead
+from mmdet.registry import MODELS
+from mmdet.utils import InstanceList, OptInstanceList
+from torch import Tensor
+
+from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
+from .ranking_rows import SigmoidLogitsMixin, check_decoded_regression, ranking_rows
+
+
+@MODELS.register_module()
+class RankSortATSSHead(SigmoidLogitsMixin, ATSSHead):
+    """``ATSSHead`` without centerness, trained with RS Loss and self-balanced GIoU.
+
+    Args:
+        *args, **kwargs: ``ATSSHead``'s; ``loss_cls`` must build a :class:`RankSortLoss`,
+            ``loss_bbox`` a per-box loss on decoded boxes (GIoU). ``loss_centerness`` is unused.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.loss_cls, RankSortLoss):
+            raise TypeError('RankSortATSSHead needs loss_cls=dict(type=\'RankSortLoss\', ...), '
+                            f'got {type(self.loss_cls).__name__}')
+        check_decoded_regression(self)
+
+    def _init_layers(self) -> None:
+        """No centerness parameters: ``ATSSHead.forward_single`` still calls ``atss_centerness``,
+        now a parameter-free identity whose output ``forward`` drops."""
+        super()._init_layers()
+        self.atss_centerness = nn.Identity()
+
+    def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """Classification scores and box deltas of every level (no centerness)."""
+        cls_scores, bbox_preds, _ = super().forward(x)
+        return cls_scores, bbox_preds
+
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+        """RS Loss over all levels and images at once and the self-balanced box loss.
+
+        Returns:
+            dict: ``loss_rank``, ``loss_sort`` and ``loss_bbox`` (value ``loss_rank +
+            loss_sort``); all 0, in the graph, for a batch without positives.
+        """
+        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
+        anchor_list, valid_flag_list = self.get_anchors(
+            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        anchor_list, labels_list, label_weights_list, bbox_targets_list, _, _ = self.get_targets(
+            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        anchors = torch.cat(anchor_list, dim=1).reshape(-1, 4)
+        rows = ranking_rows(self, cls_scores, bbox_preds, anchors, labels_list,
+                            label_weights_list, bbox_targets_list)
+        loss_rank, loss_sort, loss_bbox = rank_sort_head_losses(
+            self.loss_cls, self.loss_bbox, rows.logits, rows.targets, rows.pos_rows,
+            rows.pos_labels, rows.pos_pred, rows.pos_target)
+        return dict(loss_rank=loss_rank, loss_sort=loss_sort,
+                    loss_bbox=loss_bbox + rows.bbox_pred.sum() * 0)

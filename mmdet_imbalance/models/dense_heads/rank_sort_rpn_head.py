@@ -1,0 +1,63 @@
+"""RS-RPN: the RPN of RS-R-CNN, trained with Rank & Sort Loss (Oksuz et al., ICCV 2021).
+
+docs/methods/rs-loss.md §4. ``RPNHead`` with ``loss_by_feat`` replaced: no sampler (the row config
+sets ``train_cfg.rpn.sampler=None``, mmdet's ``PseudoSampler``), one RS Loss call on the objectness
+logits of every anchor of the minibatch, each positive labelled with the IoU of its current decoded
+proposal, and the score-weighted GIoU box loss self-balanced to ``loss_rank + loss_sort``. The
+three losses are multiplied by ``head_weight`` (0.2 in the reference), which scales the RPN's
+update against the RoI head's.
+"""
+import math
+from typing import List
+
+from mmdet.models.dense_heads import RPNHead
+from mmdet.registry import MODELS
+from mmdet.utils import InstanceList, OptInstanceList
+from torch import Tensor
+
+from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
+from .ranking_rows import SigmoidLogitsMixin, anchor_head_rows, check_decoded_regression
+
+
+@MODELS.register_module()
+class RankSortRPNHead(SigmoidLogitsMixin, RPNHead):
+    """``RPNHead`` trained with RS Loss on all anchors and a self-balanced GIoU loss.
+
+    Args:
+        in_channels (int): channels of the input feature maps.
+        head_weight (float): factor of all three RPN losses. Reference: 0.2.
+        **kwargs: ``RPNHead``'s; ``loss_cls`` must build a :class:`RankSortLoss`, ``loss_bbox``
+            a per-box loss on decoded boxes (GIoU, ``reg_decoded_bbox=True``).
+    """
+
+    def __init__(self, in_channels: int, head_weight: float = 0.2, **kwargs) -> None:
+        super().__init__(in_channels, **kwargs)
+        if not isinstance(self.loss_cls, RankSortLoss):
+            raise TypeError('RankSortRPNHead needs loss_cls=dict(type=\'RankSortLoss\', ...), '
+                            f'got {type(self.loss_cls).__name__}')
+        check_decoded_regression(self)
+        if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) \
+                or not math.isfinite(head_weight) or head_weight <= 0:
+            raise ValueError(f'head_weight must be a positive number, got {head_weight!r}')
+        self.head_weight = float(head_weight)
+
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+        """RS Loss over all anchors of all levels and images, and the self-balanced box loss.
+
+        Returns:
+            dict: ``loss_rpn_rank``, ``loss_rpn_sort`` and ``loss_rpn_bbox``, each times
+            ``head_weight``; all 0, in the graph, for a batch without positives.
+        """
+        rows = anchor_head_rows(self, cls_scores, bbox_preds, batch_gt_instances,
+                                batch_img_metas, batch_gt_instances_ignore)
+        losses = rank_sort_head_losses(self.loss_cls, self.loss_bbox, rows.logits, rows.targets,
+                                       rows.pos_rows, rows.pos_labels, rows.pos_pred,
+                                       rows.pos_target, norm_eps=1e-10)
+        loss_rank, loss_sort, loss_bbox = (self.head_weight * loss for loss in losses)
+        return dict(loss_rpn_rank=loss_rank, loss_rpn_sort=loss_sort,
+                    loss_rpn_bbox=loss_bbox + rows.bbox_pred.sum() * 0)

@@ -1,0 +1,66 @@
+"""--precision: what auto resolves to, how a config is switched, one real run in each precision."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmdet_imbalance.engine.precision import native_bf16_cpu, resolve_precision
+from mmdet_imbalance.engine.run_record import read_record, run_settings
+from mmdet_imbalance.config_builder import build_runner_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(REPO, 'configs/mini/retinanet_mini.py')
+TINY = ['train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=2',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2']
+
+
+def test_resolve_precision():
+    assert resolve_precision('fp32') == 'fp32' and resolve_precision('bf16') == 'bf16'
+    if not torch.cuda.is_available():
+        assert resolve_precision('auto') == ('bf16' if native_bf16_cpu() else 'fp32')
+    with pytest.raises(ValueError, match="'fp8'"):
+        resolve_precision('fp8')
+
+
+def test_native_bf16_agrees_with_torch_capabilities():
+    caps = torch.cpu.get_capabilities()
+    assert native_bf16_cpu() == bool(caps.get('avx512_bf16') or caps.get('amx_bf16'))
+
+
+@pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
+                                               ('bf16', 'CPUAutocastOptimWrapper')])
+def test_config_switch(precision, wrapper):
+    cfg = build_runner_config(CONFIG, precision=precision, check_files=False)
+    assert cfg.optim_wrapper.type == wrapper
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=10, norm_type=2)  # the recipe's, kept
+    assert run_settings(cfg)['precision'] == precision
+
+
+def test_precision_is_part_of_a_run_identity():
+    fp32 = run_settings(build_runner_config(CONFIG, precision='fp32', check_files=False))
+    bf16 = run_settings(build_runner_config(CONFIG, precision='bf16', check_files=False))
+    assert fp32['config_sha256'] != bf16['config_sha256']
+    assert {k for k in fp32 if fp32[k] != bf16[k]} == {'config_sha256', 'precision'}
+
+
+@pytest.mark.slow
+def test_an_fp32_and_a_bf16_run_of_one_tiny_config(tmp_path):
+    weights = {}
+    for precision in ('fp32', 'bf16'):
+        work_dir = tmp_path / precision
+        cmd = [sys.executable, os.path.join(REPO, 'tools/train.py'), CONFIG, '--work-dir',
+               str(work_dir), '--precision', precision, '--cfg-options', *TINY]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        record = read_record(str(work_dir))
+        assert record.status == 'finished' and record.precision == precision
+        assert record.ap is not None
+        state = torch.load(work_dir / 'iter_2.pth', map_location='cpu',
+                           weights_only=False)['state_dict']
+        assert all(v.dtype != torch.bfloat16 for v in state.values())  # fp32 master weights
+        weights[precision] = state
+    # Same seed and data: the only difference is the arithmetic, and it shows in the weights.
+    assert any(not torch.equal(weights['fp32'][k], weights['bf16'][k]) for k in weights['fp32']
+               if weights['fp32'][k].is_floating_point())

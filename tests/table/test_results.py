@@ -1,0 +1,88 @@
+"""The committed results tree: export of a run, the table rebuilt from the tree alone, seeds that
+accumulate, and records of other settings that are left out instead of mixed in."""
+import json
+import os
+import os.path as osp
+
+import pytest
+
+from mmdet_imbalance.engine.run_record import RunRecord, read_record
+from mmdet_imbalance.table import results, runs
+from mmdet_imbalance.table.rows import get_row, select_rows
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def request(tmp_path, **kwargs):
+    """The attributes of tools/table1.py's options that the table code reads."""
+    from types import SimpleNamespace
+    args = dict(benchmark='mini', dataset='shapes', precision='bf16', max_iters=None,
+                cfg_options=[], work_dir=str(tmp_path / 'work'), data_root='data/coco',
+                results=str(tmp_path / 'results'), seeds=1, warmup_iters=2, collect_only=False,
+                from_results=True, force=False, launcher='none', gpus=1, python='python',
+                publish=None, rows='retinanet,ap-loss')
+    args.update(kwargs)
+    args['selected'] = select_rows(args['rows'], args['benchmark'])
+    return SimpleNamespace(**args)
+
+
+def fake_run(work_dir, settings, ap, seconds=0.2):
+    record = RunRecord(status='finished', config='retinanet_mini.py', settings=settings,
+                       environment=dict(cpu='test CPU', cpu_count=2, torch_threads=2),
+                       iter_times=[1.0, 1.0] + [seconds] * 8, ap=ap, iter=10, max_iters=10,
+                       peak_memory_mb=500.)
+    record.write(str(work_dir))
+    os.makedirs(osp.join(work_dir, '20260101_000000'), exist_ok=True)
+    with open(osp.join(work_dir, '20260101_000000', '20260101_000000.log'), 'w') as f:
+        f.write('Iter(train) [10/10] loss: 1.0\nbbox_mAP_copypaste: 0.300 0.5\n')
+    with open(osp.join(work_dir, 'retinanet_mini.py'), 'w') as f:
+        f.write('model = dict()\n')
+    return record
+
+
+def test_export_copies_the_record_config_and_eval_lines(tmp_path):
+    work = tmp_path / 'run'
+    fake_run(work, dict(seed=0, precision='bf16'), ap=30.0)
+    dest = results.run_dir(str(tmp_path / 'results'), 'mini', 'shapes', 0, 'retinanet')
+    results.export_run(str(work), dest)
+    assert sorted(os.listdir(dest)) == ['config.py', 'eval.log', 'run.json']
+    copied = read_record(osp.join(dest, 'run.json'))
+    assert copied.ap == 30.0 and copied.work_dir is None and copied.settings['seed'] == 0
+    assert open(osp.join(dest, 'eval.log')).read() == 'bbox_mAP_copypaste: 0.300 0.5\n'
+    unfinished = tmp_path / 'unfinished'
+    RunRecord(status='running').write(str(unfinished))
+    with pytest.raises(ValueError, match='no finished run'):
+        results.export_run(str(unfinished), str(tmp_path / 'x'))
+
+
+def test_table_from_the_results_tree_alone(tmp_path):
+    args = request(tmp_path)
+    aps = {('retinanet', 0): 30.0, ('ap-loss', 0): 33.0, ('retinanet', 1): 31.0,
+           ('ap-loss', 1): 35.0}
+
+    def add(key, seed, settings, ap, seconds):
+        work = tmp_path / 'runs' / f'{key}-{seed}'
+        fake_run(work, settings, ap, seconds)
+        results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', seed, key))
+
+    for (key, seed), ap in aps.items():
+        add(key, seed, runs.requested_settings(args, get_row(key), seed), ap,
+            seconds=0.2 if key == 'retinanet' else 0.3)
+    # A record of another recipe: never mixed into the table.
+    stale = dict(runs.requested_settings(args, get_row('ap-loss'), 2), recipe_version=1)
+    add('ap-loss', 2, stale, 99.0, 0.3)
+    paths, failures = runs.run_table(args, 'python tools/table1.py --from-results')
+    assert not failures
+    table = {r['key']: r for r in json.load(open(paths['json']))['rows']}
+    # Both seeds of the tree count (seeds accumulate), the stale seed-2 record does not.
+    assert table['retinanet']['seeds'] == 2 and table['ap-loss']['seeds'] == 2
+    assert table['ap-loss']['ap_mean'] == pytest.approx(34.0)
+    assert table['ap-loss']['delta_ap_mean'] == pytest.approx(3.5)  # paired: +3, +4
+    assert table['ap-loss']['speed_ratio_mean'] == pytest.approx(1.5)
+    md = open(paths['md']).read()
+    assert 'recipe v' in md and 'precision: bf16' in md and 'test CPU' in md
+
+
+def test_an_empty_tree_is_an_error_naming_where_it_looked(tmp_path):
+    with pytest.raises(SystemExit, match='no run record .*mini-shapes'):
+        runs.run_table(request(tmp_path), 'python tools/table1.py --from-results')
