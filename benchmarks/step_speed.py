@@ -78,7 +78,10 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
     from mmengine.runner import Runner
 
     from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
     from mmdet_imbalance.config_builder import build_runner_config
+    register_all_modules(init_default_scope=True)
     cfg = build_runner_config(config, dataset=dataset, precision=precision,
                               work_dir=os.path.join(REPO_ROOT, 'work_dirs', 'step_speed'))
     torch.manual_seed(0)
@@ -96,7 +99,8 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
 
     data = model.data_preprocessor(next(batches), True)
     inputs = data['inputs']
-    num_rois = cfg.model.get('train_cfg', {}).get('rcnn', {}).get('sampler', {}).get('num', 128)
+    rcnn = (cfg.model.get('train_cfg') or {}).get('rcnn') or {}
+    num_rois = (rcnn.get('sampler') or {}).get('num', 128)
 
     def network():
         with optim_wrapper.optim_context(model):

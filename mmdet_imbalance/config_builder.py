@@ -10,8 +10,9 @@ from typing import Any, Dict, Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-MINI_DATASET_DIR = osp.join(REPO_ROOT, 'configs', 'mini', '_base_', 'datasets')
+from mmdet_imbalance import config_paths
+
+MINI_DATASET_DIR = osp.join(config_paths.configs_root(), 'mini', '_base_', 'datasets')
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
              'test_evaluator')
 
@@ -36,9 +37,13 @@ def check_work_dir(work_dir: str) -> str:
         blocker = osp.dirname(blocker)
     if not osp.isdir(blocker):
         raise NotADirectoryError(f'--work-dir {work_dir}: {blocker} is a file, not a folder')
-    if not os.access(blocker, os.W_OK | os.X_OK):
-        raise PermissionError(f'--work-dir {work_dir}: {blocker} is not writable')
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f'--work-dir {work_dir}: cannot create {path} '
+                              f'({err.strerror or err})') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f'--work-dir {work_dir}: {path} is not writable')
     return path
 
 
@@ -56,8 +61,13 @@ def embedded_data_roots(cfg: Config):
 
 
 def load_config(path: str) -> Config:
+    """A row config by path, or by name inside the package's configs (``mini/retinanet_mini.py``,
+    ``mmdet_imbalance::mini/retinanet_mini.py``)."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+        try:
+            path = config_paths.resolve(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'config file not found: {path}') from None
     return Config.fromfile(path)
 
 

@@ -17,7 +17,6 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 PYTHONPATH="$(dirname "$0")/..:${PYTHONPATH:-}" \
 python -m torch.distributed.run \
     --nnodes="$NNODES" \

@@ -5,7 +5,7 @@
     python tools/imbalance_stats.py configs/table1/retinanet_r50_fpn_1x_coco.py \\
         --data-root /data/coco --device cuda
     python tools/imbalance_stats.py configs/mini/faster-rcnn_mini.py \\
-        --checkpoint work_dirs/faster-rcnn_mini/iter_300.pth          # adds the RoI candidates
+        --checkpoint work_dirs/faster-rcnn_mini_shapes/iter_600.pth   # adds the RoI candidates
     python tools/imbalance_stats.py --write-docs docs/imbalance_stats.md   # regenerates its tables
 
 One pass over the training annotations with the config's anchor/point generators and assigners

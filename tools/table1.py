@@ -12,6 +12,7 @@ skips, resumes and refuses. Rows whose config or modules do not exist yet are li
 implemented". See docs/table1-method.md.
 """
 import argparse
+import os
 import os.path as osp
 import shlex
 import signal
@@ -21,6 +22,7 @@ import warnings
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from mmdet_imbalance import config_paths  # noqa: E402
 from mmdet_imbalance.engine.precision import PRECISIONS, resolve_precision  # noqa: E402
 from mmdet_imbalance.table import collect, runs  # noqa: E402
 from mmdet_imbalance.table.rows import BENCHMARKS, select_rows, valid_row_names  # noqa: E402
@@ -61,12 +63,16 @@ def parse_args(argv=None):
     parser.add_argument('--gpus-per-node', type=int, default=8, help='slurm: GPUs per node')
     parser.add_argument('--partition', help='slurm partition')
     parser.add_argument('--python', default=sys.executable, help='interpreter for the runs')
-    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'results'), metavar='DIR',
+    parser.add_argument('--results', metavar='DIR',
+                        default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
                         help='the committed results tree: every finished run of the table is '
                              'exported there (default: the repository\'s results/)')
     parser.add_argument('--from-results', action='store_true',
                         help='train nothing; build the table from the results tree alone, with '
                              'every seed found there')
+    parser.add_argument('--model-index', action='store_true',
+                        help='also rewrite configs/<method>/metafile.yml and model-index.yml from '
+                             'the results tree (as tools/model_index.py does)')
     parser.add_argument('--publish', metavar='DIR',
                         help='also copy table1.md and table1.png into DIR (e.g. docs/)')
     args = parser.parse_args(argv)
@@ -107,6 +113,10 @@ def main(argv=None):
     command = 'python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:])
     paths, failures = runs.run_table(args, command)
     print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
+    if args.model_index:
+        from mmdet_imbalance.table import metafile
+        written, _ = metafile.write(REPO_ROOT, args.results)
+        print(f'Model index: {len(written)} files rewritten from {args.results}')
     return 1 if failures else 0
 
 

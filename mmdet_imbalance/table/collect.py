@@ -99,7 +99,6 @@ class RunResult:
     sec_per_iter: Optional[float] = None
     peak_memory_mb: Optional[float] = None
     memory_source: Optional[str] = None
-    hyperparams: Optional[int] = None
     iters: Optional[int] = None
     max_iters: Optional[int] = None
     # Summed training-iteration seconds (run.json only). The hook restores its iteration times
@@ -299,8 +298,6 @@ def aggregate(key: str, runs: Dict[int, RunResult],
     result.ap = mean_std(r.ap for r in finished.values())
     result.sec_per_iter = mean_std(r.sec_per_iter for r in finished.values())
     result.peak_memory_mb = mean_std(r.peak_memory_mb for r in finished.values())
-    counts = {r.hyperparams for r in runs.values() if r.hyperparams is not None}
-    result.hyperparams = counts.pop() if len(counts) == 1 else None
     if base_runs is not None:
         result.delta_ap = mean_std(paired_differences(runs, base_runs, 'ap').values())
         result.delta_noise = is_noise(result.delta_ap)

@@ -25,10 +25,10 @@ from typing import Dict, Tuple
 
 from mmdet_imbalance.engine.run_record import (cpu_model, read_record, run_settings,
                                                settings_diff)
+from mmdet_imbalance import config_paths
 from . import collect, report, results
 from .rows import ROWS, Row, get_row
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COCO_FILES = ('annotations/instances_train2017.json', 'annotations/instances_val2017.json',
               'train2017', 'val2017')
 #: COCO train2017 images with at least one annotation (what mmdet trains on with
@@ -57,8 +57,9 @@ def inspect_row(row: Row, benchmark: str):
     from mmengine.config import Config
     from mmdet_imbalance.table.hyperparams import count_hyperparams
     rel = row.config(benchmark)
-    path = osp.join(REPO_ROOT, rel)
-    if not osp.isfile(path):
+    try:
+        path = config_paths.resolve(rel)
+    except FileNotFoundError:
         return 'not implemented', f'no config {rel}', None
     try:
         cfg = Config.fromfile(path)
@@ -76,8 +77,8 @@ def config_delta_keys(row: Row, benchmark: str):
     try:
         from mmengine.config import Config
         from mmdet_imbalance.table.config_diff import config_delta
-        base = Config.fromfile(osp.join(REPO_ROOT, get_row(row.baseline).config(benchmark)))
-        own = Config.fromfile(osp.join(REPO_ROOT, row.config(benchmark)))
+        base = Config.fromfile(config_paths.resolve(get_row(row.baseline).config(benchmark)))
+        own = Config.fromfile(config_paths.resolve(row.config(benchmark)))
         return sorted(config_delta(own, base))
     except (ImportError, OSError, KeyError, TypeError, ValueError):
         return []
@@ -111,7 +112,7 @@ def requested_settings(args, row: Row, seed: int) -> dict:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     options = parser.parse_args(['--cfg-options', *run_options(args, seed)]).cfg_options
     mini = args.benchmark == 'mini'
-    cfg = build_runner_config(osp.join(REPO_ROOT, row.config(args.benchmark)),
+    cfg = build_runner_config(config_paths.resolve(row.config(args.benchmark)),
                               work_dir=run_dir(args, row, seed),
                               dataset=args.dataset if mini else None,
                               data_root=None if mini else args.data_root,
@@ -131,8 +132,8 @@ def _die_with_parent():
 
 
 def train_command(args, row: Row, seed: int, work_dir: str, resume: bool):
-    config = osp.join(REPO_ROOT, row.config(args.benchmark))
-    script = osp.join(REPO_ROOT, 'tools', 'train.py')
+    config = config_paths.resolve(row.config(args.benchmark))
+    script = osp.join(config_paths.tools_root(), 'train.py')
     options = run_options(args, seed)
     tail = [config, '--work-dir', work_dir, '--precision', args.precision]
     if args.benchmark == 'mini':
@@ -237,15 +238,18 @@ def train_run(args, row: Row, seed: int, progress: Progress, label: str, max_ite
     os.makedirs(work_dir, exist_ok=True)
     log_path = osp.join(work_dir, 'train_stdout.log')
     cmd = train_command(args, row, seed, work_dir, resume)
+    # The run works in the checkout (its data/ and imbalance_stats caches are the repository's);
+    # an installed package without a checkout works in the caller's folder.
+    root = config_paths.checkout_root() or os.getcwd()
     env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
     started = time.time()
     with open(log_path, 'a') as log:
         log.write(f'\n$ {shlex.join(cmd)}\n')
         log.flush()
         # The run shares the tool's process group, so Ctrl-C in a terminal stops both; the
         # handler below also stops it when the tool itself is told to terminate.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root,
                                 env=env, preexec_fn=_die_with_parent)
         try:
             while proc.poll() is None:
@@ -275,7 +279,7 @@ def total_iters(args, row: Row) -> int:
     if args.max_iters:
         return args.max_iters
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO_ROOT, row.config(args.benchmark)))
+    cfg = Config.fromfile(config_paths.resolve(row.config(args.benchmark)))
     train_cfg = cfg.get('train_cfg', {})
     if 'max_iters' in train_cfg:
         return int(train_cfg['max_iters'])

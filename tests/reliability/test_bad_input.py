@@ -65,3 +65,32 @@ def test_missing_dataset_folder_is_named(tmp_path):
         f"train_dataloader = dict(dataset=dict(data_root='{tmp_path}/nowhere/'))\n")
     with pytest.raises(FileNotFoundError, match=r'train_dataloader.dataset.ann_file: .*nowhere'):
         build_runner_config(str(cfg_file))
+
+
+def test_cfg_options_without_key_value_fail_before_any_run(tmp_path, capsys):
+    code, message = _table1('--rows', 'retinanet', '--work-dir', str(tmp_path / 'wd'),
+                            '--cfg-options', 'foo', capsys=capsys)
+    assert code == 2 and '--cfg-options foo' in message and 'key=value' in message
+    assert not (tmp_path / 'wd').exists()
+    from mmdet_imbalance.config_builder import CfgOptionsAction
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--cfg-options', 'a=1', 'foo'])
+    assert "--cfg-options foo: each option must be key=value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('blocker', ['file', 'unwritable'])
+def test_an_impossible_work_dir_fails_at_once_in_one_line(tmp_path, capsys, blocker):
+    from mmdet_imbalance.config_builder import check_work_dir
+    if blocker == 'file':
+        (tmp_path / 'f').write_text('x')
+        work_dir, expected = tmp_path / 'f' / 'run', 'is a file, not a folder'
+    else:
+        # /proc takes no new folders, even from root (who may write into a 0o500 folder).
+        work_dir, expected = '/proc/mmdet_imbalance_run', 'cannot create /proc/mmdet_imbalance_run'
+    with pytest.raises(OSError, match=expected):
+        check_work_dir(str(work_dir))
+    code, message = _table1('--rows', 'retinanet', '--work-dir', str(work_dir), capsys=capsys)
+    assert code == 1 and expected in message and '\n' not in message.strip()

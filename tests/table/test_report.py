@@ -15,13 +15,13 @@ META = dict(benchmark='mini', dataset='trees', seeds=2, command='python tools/ta
 
 def runs(aps, sec):
     return {seed: RunResult(work_dir=f'w{seed}', status='finished', source='run.json', ap=ap,
-                            sec_per_iter=sec, peak_memory_mb=500. + seed, hyperparams=2)
+                            sec_per_iter=sec, peak_memory_mb=500. + seed)
             for seed, ap in enumerate(aps)}
 
 
 def results():
     base = runs([30.0, 31.0], 0.10)
-    ohem = runs([30.5, 30.9], 0.13)  # ΔAP +0.5, -0.1: mean 0.2 < std 0.42 -> noise
+    ohem = runs([30.5, 30.9], 0.13)  # ΔAP +0.5, -0.1: 95 % interval 0.2 +- 3.8 -> noise
     out = {'faster-rcnn': aggregate('faster-rcnn', base, None),
            'ohem': aggregate('ohem', ohem, base),
            'isr': RowResult(key='isr', status='not implemented',
@@ -91,3 +91,10 @@ def test_rows_without_results_show_no_number(tmp_path):
     isr_rec = next(r for r in data['rows'] if r['key'] == 'isr')
     assert isr_rec['status'] == 'not implemented'
     assert isr_rec['ap_mean'] is None and isr_rec['hyperparams'] is None
+
+
+def test_points_that_coincide_share_one_label():
+    from mmdet_imbalance.table.report import _coinciding
+    points = [(1.0, 30.0, 'A'), (1.01, 30.3, 'B'), (1.5, 30.0, 'C'), (1.0, 35.0, 'D')]
+    assert _coinciding(points) == {(1.0, 30.0): ['A', 'B'], (1.5, 30.0): ['C'],
+                                   (1.0, 35.0): ['D']}

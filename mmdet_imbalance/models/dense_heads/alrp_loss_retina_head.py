@@ -19,23 +19,24 @@ aLRP ranks logits and the scores are ``sigmoid(logit)`` at test time.
 """
 import logging
 from numbers import Integral
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import HOOKS, MODELS
-from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from ..losses.alrp_loss import ALRPLoss
-from .ranking_rows import SigmoidLogitsMixin, anchor_head_rows, check_decoded_regression
+from ..losses.checks import positive_number
+from .flat_targets import FlatAnchorLossMixin, FlatTargets
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
 
 
 @MODELS.register_module()
-class ALRPLossRetinaHead(SigmoidLogitsMixin, RetinaHead):
+class ALRPLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
     """``RetinaHead`` trained with aLRP Loss over all levels and images, with self-balance.
 
     Args:
@@ -50,17 +51,13 @@ class ALRPLossRetinaHead(SigmoidLogitsMixin, RetinaHead):
     def __init__(self, *args, sb_init: float = 50.0, sb_period: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not isinstance(self.loss_cls, ALRPLoss):
-            raise TypeError('ALRPLossRetinaHead needs loss_cls=dict(type=\'ALRPLoss\', ...), got '
-                            f'{type(self.loss_cls).__name__}')
-        check_decoded_regression(self)
-        if isinstance(sb_init, bool) or not isinstance(sb_init, (int, float)) or sb_init <= 0:
-            raise ValueError(f'sb_init must be a positive number, got {sb_init!r}')
+        check_ranking_head(self, ALRPLoss)
+        sb_init = positive_number('sb_init', sb_init)
         self.sb_period = None
         if sb_period is not None:
             self.set_self_balance_period(sb_period)
         self._warned_period = False
-        self.register_buffer('sb_weight', torch.tensor(float(sb_init)))
+        self.register_buffer('sb_weight', torch.tensor(sb_init))
         # Sums of L_cls and L_loc over the current period, and its iteration count.
         self.register_buffer('sb_sums', torch.zeros(3))
 
@@ -88,20 +85,14 @@ class ALRPLossRetinaHead(SigmoidLogitsMixin, RetinaHead):
         self.sb_sums.mul_(~(count >= self.sb_period))
         return weight
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
         """aLRP over all levels and images at once (module docstring).
 
         Returns:
             dict: ``loss_cls`` (aLRP classification component) and ``loss_bbox`` (SB times the
             localisation component); both 0, in the graph, for a batch without positives.
         """
-        rows = anchor_head_rows(self, cls_scores, bbox_preds, batch_gt_instances,
-                                batch_img_metas, batch_gt_instances_ignore)
+        rows = ranking_rows(self, flat)
         loc_errors = self.loss_bbox(rows.pos_pred, rows.pos_target, reduction_override='none')
         cls_loss, loc_loss = self.loss_cls(rows.logits.reshape(-1), rows.targets.reshape(-1),
                                            loc_errors)

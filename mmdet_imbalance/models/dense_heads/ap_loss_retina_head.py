@@ -1,9 +1,10 @@
 """RetinaNet head trained with AP-Loss (Chen et al., CVPR 2019); docs/methods/ap-loss.md §5-§7.
 
 AP-Loss ranks every (anchor, class) logit of the minibatch against every other one; it does not
-decompose per FPN level (ap-loss.md §6), so mmdet's per-level ``loss_by_feat`` would
-compute a different loss. This head overrides only ``loss_by_feat``: it concatenates all levels of
-all images of the batch and calls ``loss_cls`` (an :class:`APLoss`) once, on one ranking.
+decompose per FPN level (ap-loss.md §6), so mmdet's per-level ``loss_by_feat`` would compute a
+different loss. This head replaces only ``loss_by_feat`` (through
+:class:`~.flat_targets.FlatAnchorLossMixin`): it concatenates all levels of all images of the
+batch and calls ``loss_cls`` (an :class:`APLoss`) once, on one ranking.
 
 Decisions:
 
@@ -28,42 +29,18 @@ Decisions:
   is not replicated, so that the row differs from the Focal Loss baseline in the classification
   loss only.
 """
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 import torch.distributed as torch_dist
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
-from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.dist import get_rank, get_world_size
 from torch import Tensor
 
 from ..losses.ap_loss import APLoss
-
-
-def ap_loss_targets(labels: Tensor, label_weights: Tensor, num_classes: int) -> Tensor:
-    """{1, 0, -1} AP-Loss targets (int8, ``labels.shape + (num_classes,)``) from mmdet labels.
-
-    Args:
-        labels (Tensor): anchor labels, foreground ``0..num_classes-1``, background ``num_classes``.
-        label_weights (Tensor): same shape; anchors with weight ``<= 0`` are ignored (all classes
-            -1).
-        num_classes (int): number of foreground classes.
-    """
-    if labels.shape != label_weights.shape:
-        raise ValueError(f'label_weights must have the shape of labels {tuple(labels.shape)}, '
-                         f'got {tuple(label_weights.shape)}')
-    if labels.numel() and (labels.min() < 0 or labels.max() > num_classes):
-        raise ValueError(f'labels must lie in [0, num_classes={num_classes}] (mmdet convention, '
-                         f'background = num_classes), got [{labels.min().item()}, '
-                         f'{labels.max().item()}]')
-    valid = label_weights > 0
-    targets = torch.zeros(labels.shape + (num_classes, ), dtype=torch.int8, device=labels.device)
-    targets[~valid] = -1
-    pos = (valid & (labels < num_classes)).nonzero(as_tuple=True)
-    targets[pos + (labels[pos], )] = 1
-    return targets
+from .flat_targets import FlatAnchorLossMixin, FlatTargets, flat_bbox_loss
+from .ranking_rows import SigmoidLogitsMixin, ap_loss_targets
 
 
 def gather_for_ranking(logits: Tensor, targets: Tensor) -> Tuple[Tensor, Tensor, int]:
@@ -91,16 +68,8 @@ def gather_for_ranking(logits: Tensor, targets: Tensor) -> Tuple[Tensor, Tensor,
     return torch.cat(gathered), torch.cat(gathered_t), world_size
 
 
-def _levels_to_batch(per_level: List[Tensor], last_dim: int) -> Tensor:
-    """(N, A_l*K, H, W) maps of every level -> one (N, sum_l A_l*H*W, K) tensor in mmdet's anchor
-    order (level, then y, x, then base anchor), which is the order of ``get_targets``'s output."""
-    return torch.cat(
-        [level.permute(0, 2, 3, 1).reshape(level.size(0), -1, last_dim) for level in per_level],
-        dim=1)
-
-
 @MODELS.register_module()
-class APLossRetinaHead(RetinaHead):
+class APLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
     """``RetinaHead`` whose classification loss is one AP-Loss over all levels and images.
 
     Args:
@@ -118,43 +87,15 @@ class APLossRetinaHead(RetinaHead):
             raise TypeError(f'gather_across_ranks must be a bool, got {gather_across_ranks!r}')
         self.gather_across_ranks = gather_across_ranks
 
-    def _init_layers(self) -> None:
-        """Sigmoid-style outputs (``num_classes`` per anchor): AP-Loss ranks logits and inference
-        uses ``sigmoid(logit)`` (§6). ``AnchorHead.__init__`` calls this before building convs."""
-        self.use_sigmoid_cls = True
-        self.cls_out_channels = self.num_classes
-        super()._init_layers()
-
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
-        """AP-Loss over all levels and images at once; mmdet's bbox loss.
-
-        Args and the anchor/target computation are those of ``AnchorHead.loss_by_feat``.
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
+        """One AP-Loss ranking over every (anchor, class) logit of the batch (§5); mmdet's box
+        loss over all levels at once.
 
         Returns:
             dict: ``loss_cls`` (scalar) and ``loss_bbox`` (scalar).
         """
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        anchor_list, valid_flag_list = self.get_anchors(
-            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        (labels_list, label_weights_list, bbox_targets_list, bbox_weights_list,
-         avg_factor) = self.get_targets(
-             anchor_list,
-             valid_flag_list,
-             batch_gt_instances,
-             batch_img_metas,
-             batch_gt_instances_ignore=batch_gt_instances_ignore)
-
-        # get_targets returns per-level (N, A_l, ...) tensors; one ranking covers them all (§5).
-        targets = ap_loss_targets(
-            torch.cat(labels_list, dim=1), torch.cat(label_weights_list, dim=1), self.num_classes)
-        logits = _levels_to_batch(cls_scores, self.cls_out_channels)
-        logits = logits.reshape(-1, self.cls_out_channels)
-        targets = targets.reshape(-1, self.cls_out_channels)
+        logits = flat.cls_score
+        targets = ap_loss_targets(flat.labels, flat.label_weights, self.num_classes)
         world_size = 1
         if self.gather_across_ranks:
             logits, targets, world_size = gather_for_ranking(logits, targets)
@@ -162,21 +103,5 @@ class APLossRetinaHead(RetinaHead):
         if world_size > 1:
             # Same value, world_size x the gradient: undoes DDP's averaging (module docstring).
             loss_cls = loss_cls + (world_size - 1) * (loss_cls - loss_cls.detach())
-
-        bbox_pred = _levels_to_batch(bbox_preds, self.bbox_coder.encode_size)
-        bbox_targets = torch.cat(bbox_targets_list, dim=1)
-        bbox_weights = torch.cat(bbox_weights_list, dim=1)
-        if self.reg_decoded_bbox:
-            # cat_boxes over one image's levels gives the row order of _levels_to_batch.
-            anchors = torch.stack(
-                [get_box_tensor(cat_boxes(per_image)) for per_image in anchor_list])
-            bbox_pred = get_box_tensor(
-                self.bbox_coder.decode(
-                    anchors.reshape(-1, anchors.size(-1)),
-                    bbox_pred.reshape(-1, bbox_pred.size(-1))))
-        loss_bbox = self.loss_bbox(
-            bbox_pred.reshape(-1, bbox_pred.size(-1)),
-            bbox_targets.reshape(-1, bbox_targets.size(-1)),
-            bbox_weights.reshape(-1, bbox_weights.size(-1)),
-            avg_factor=avg_factor)
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+        return dict(loss_cls=loss_cls,
+                    loss_bbox=flat_bbox_loss(self, flat, flat.avg_factor))

@@ -14,19 +14,18 @@ scores are ``sigmoid(logit)``.
 """
 from typing import List, Tuple
 
-import torch
 import torch.nn as nn
 from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
-from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
-from .ranking_rows import SigmoidLogitsMixin, check_decoded_regression, ranking_rows
+from .flat_targets import FlatAnchorLossMixin, FlatTargets
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
 
 
 @MODELS.register_module()
-class RankSortATSSHead(SigmoidLogitsMixin, ATSSHead):
+class RankSortATSSHead(SigmoidLogitsMixin, FlatAnchorLossMixin, ATSSHead):
     """``ATSSHead`` without centerness, trained with RS Loss and self-balanced GIoU.
 
     Args:
@@ -36,10 +35,7 @@ class RankSortATSSHead(SigmoidLogitsMixin, ATSSHead):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not isinstance(self.loss_cls, RankSortLoss):
-            raise TypeError('RankSortATSSHead needs loss_cls=dict(type=\'RankSortLoss\', ...), '
-                            f'got {type(self.loss_cls).__name__}')
-        check_decoded_regression(self)
+        check_ranking_head(self, RankSortLoss)
 
     def _init_layers(self) -> None:
         """No centerness parameters: ``ATSSHead.forward_single`` still calls ``atss_centerness``,
@@ -52,27 +48,14 @@ class RankSortATSSHead(SigmoidLogitsMixin, ATSSHead):
         cls_scores, bbox_preds, _ = super().forward(x)
         return cls_scores, bbox_preds
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
         """RS Loss over all levels and images at once and the self-balanced box loss.
 
         Returns:
             dict: ``loss_rank``, ``loss_sort`` and ``loss_bbox`` (value ``loss_rank +
             loss_sort``); all 0, in the graph, for a batch without positives.
         """
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        anchor_list, valid_flag_list = self.get_anchors(
-            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        anchor_list, labels_list, label_weights_list, bbox_targets_list, _, _ = self.get_targets(
-            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
-            batch_gt_instances_ignore=batch_gt_instances_ignore)
-        anchors = torch.cat(anchor_list, dim=1).reshape(-1, 4)
-        rows = ranking_rows(self, cls_scores, bbox_preds, anchors, labels_list,
-                            label_weights_list, bbox_targets_list)
+        rows = ranking_rows(self, flat)
         loss_rank, loss_sort, loss_bbox = rank_sort_head_losses(
             self.loss_cls, self.loss_bbox, rows.logits, rows.targets, rows.pos_rows,
             rows.pos_labels, rows.pos_pred, rows.pos_target)

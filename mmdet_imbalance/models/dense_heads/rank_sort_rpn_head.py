@@ -7,20 +7,17 @@ proposal, and the score-weighted GIoU box loss self-balanced to ``loss_rank + lo
 three losses are multiplied by ``head_weight`` (0.2 in the reference), which scales the RPN's
 update against the RoI head's.
 """
-import math
-from typing import List
-
 from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
-from mmdet.utils import InstanceList, OptInstanceList
-from torch import Tensor
 
+from ..losses.checks import positive_number
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
-from .ranking_rows import SigmoidLogitsMixin, anchor_head_rows, check_decoded_regression
+from .flat_targets import FlatAnchorLossMixin, FlatTargets
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
 
 
 @MODELS.register_module()
-class RankSortRPNHead(SigmoidLogitsMixin, RPNHead):
+class RankSortRPNHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RPNHead):
     """``RPNHead`` trained with RS Loss on all anchors and a self-balanced GIoU loss.
 
     Args:
@@ -32,29 +29,17 @@ class RankSortRPNHead(SigmoidLogitsMixin, RPNHead):
 
     def __init__(self, in_channels: int, head_weight: float = 0.2, **kwargs) -> None:
         super().__init__(in_channels, **kwargs)
-        if not isinstance(self.loss_cls, RankSortLoss):
-            raise TypeError('RankSortRPNHead needs loss_cls=dict(type=\'RankSortLoss\', ...), '
-                            f'got {type(self.loss_cls).__name__}')
-        check_decoded_regression(self)
-        if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) \
-                or not math.isfinite(head_weight) or head_weight <= 0:
-            raise ValueError(f'head_weight must be a positive number, got {head_weight!r}')
-        self.head_weight = float(head_weight)
+        check_ranking_head(self, RankSortLoss)
+        self.head_weight = positive_number('head_weight', head_weight)
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
         """RS Loss over all anchors of all levels and images, and the self-balanced box loss.
 
         Returns:
             dict: ``loss_rpn_rank``, ``loss_rpn_sort`` and ``loss_rpn_bbox``, each times
             ``head_weight``; all 0, in the graph, for a batch without positives.
         """
-        rows = anchor_head_rows(self, cls_scores, bbox_preds, batch_gt_instances,
-                                batch_img_metas, batch_gt_instances_ignore)
+        rows = ranking_rows(self, flat)
         losses = rank_sort_head_losses(self.loss_cls, self.loss_bbox, rows.logits, rows.targets,
                                        rows.pos_rows, rows.pos_labels, rows.pos_pred,
                                        rows.pos_target, norm_eps=1e-10)

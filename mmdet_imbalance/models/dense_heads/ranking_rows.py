@@ -1,20 +1,19 @@
-"""One flat ranking over all levels and images, for the ranking-loss dense heads (RS, aLRP).
+"""What the ranking-loss heads share (AP, RS, aLRP): sigmoid logits, {1, 0, -1} targets, and the
+decoded boxes of the positives.
 
-RS Loss and aLRP Loss rank every (anchor, class) logit of the minibatch at once
-(docs/methods/rs-loss.md §4, docs/methods/alrp-loss.md §4), and both need the decoded box of
-every positive anchor. :func:`ranking_rows` turns the per-level outputs of ``get_targets`` into
-those rows, in the order of ``levels_to_rows`` (image, level, position, base anchor), so that the
-flat order of the positives in the {1, 0, -1} targets is the row order of the positive anchors.
+AP Loss, RS Loss and aLRP Loss rank every (anchor, class) logit of the minibatch at once
+(docs/methods/ap-loss.md §5, rs-loss.md §4, alrp-loss.md §4). :func:`ranking_rows` turns the
+:class:`~.flat_targets.FlatTargets` of the minibatch into those rows; the positives are listed in
+row order, which is the flat order of the 1s in the targets.
 """
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 import torch
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
-from mmdet.utils import InstanceList, OptInstanceList
+from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor
 
-from .ap_loss_retina_head import ap_loss_targets
-from .sampling_free_base import levels_to_rows
+from ..losses.checks import check_label_range, check_same_shape
+from .flat_targets import FlatTargets
 
 
 class SigmoidLogitsMixin:
@@ -29,6 +28,22 @@ class SigmoidLogitsMixin:
         super()._init_layers()
 
 
+def ap_loss_targets(labels: Tensor, label_weights: Tensor, num_classes: int) -> Tensor:
+    """{1, 0, -1} ranking targets (int8, ``labels.shape + (num_classes,)``) from mmdet labels.
+
+    The GT class of a positive is 1, every other entry of a kept row 0, and every class of a row
+    with ``label_weight <= 0`` (ignore band, invalid anchor) -1 (ap-loss.md §6).
+    """
+    check_same_shape('label_weights', label_weights, 'labels', labels)
+    check_label_range(labels, num_classes)
+    valid = label_weights > 0
+    targets = torch.zeros(labels.shape + (num_classes, ), dtype=torch.int8, device=labels.device)
+    targets[~valid] = -1
+    pos = (valid & (labels < num_classes)).nonzero(as_tuple=True)
+    targets[pos + (labels[pos], )] = 1
+    return targets
+
+
 class RankingRows(NamedTuple):
     """The minibatch as rows: logits and targets of every anchor, decoded boxes of positives."""
     logits: Tensor  # (R, C) float32
@@ -40,53 +55,25 @@ class RankingRows(NamedTuple):
     bbox_pred: Tensor  # (R, encode_size) raw regression output, for zero losses in the graph
 
 
-def ranking_rows(head, cls_scores: List[Tensor], bbox_preds: List[Tensor], anchors: Tensor,
-                 labels_list: List[Tensor], label_weights_list: List[Tensor],
-                 bbox_targets_list: List[Tensor]) -> RankingRows:
-    """Rows of an anchor head's minibatch.
-
-    Args:
-        head: the anchor head (``num_classes``, ``cls_out_channels``, ``bbox_coder``); it must
-            regress decoded boxes (``reg_decoded_bbox=True``), so the box targets are GT boxes.
-        cls_scores, bbox_preds (list[Tensor]): the head's per-level outputs.
-        anchors (Tensor): (R, 4) anchors in row order.
-        labels_list, label_weights_list, bbox_targets_list (list[Tensor]): per-level (N, A_l, ...)
-            outputs of ``get_targets``.
-    """
-    labels = torch.cat(labels_list, dim=1).reshape(-1)
-    label_weights = torch.cat(label_weights_list, dim=1).reshape(-1)
-    bbox_targets = torch.cat(bbox_targets_list, dim=1).reshape(labels.numel(), -1)
-    logits = levels_to_rows(cls_scores, head.cls_out_channels)
-    bbox_pred = levels_to_rows(bbox_preds, head.bbox_coder.encode_size)
-    targets = ap_loss_targets(labels, label_weights, head.num_classes)
-    pos_rows = ((label_weights > 0) & (labels < head.num_classes)).nonzero().squeeze(1)
-    pos_pred = get_box_tensor(head.bbox_coder.decode(anchors.index_select(0, pos_rows),
+def ranking_rows(head, flat: FlatTargets) -> RankingRows:
+    """The rows of a ranking head's minibatch; the head regresses decoded boxes
+    (``reg_decoded_bbox=True``), so its box targets are the GT boxes."""
+    bbox_pred = flat.bbox_pred.float()
+    targets = ap_loss_targets(flat.labels, flat.label_weights, head.num_classes)
+    pos_rows = ((flat.label_weights > 0) & (flat.labels < head.num_classes)).nonzero().squeeze(1)
+    pos_pred = get_box_tensor(head.bbox_coder.decode(flat.anchors.index_select(0, pos_rows),
                                                      bbox_pred.index_select(0, pos_rows)))
-    return RankingRows(logits, targets, pos_rows, labels.index_select(0, pos_rows), pos_pred,
-                       bbox_targets.index_select(0, pos_rows).float(), bbox_pred)
+    return RankingRows(flat.cls_score.float(), targets, pos_rows,
+                       flat.labels.index_select(0, pos_rows), pos_pred,
+                       flat.bbox_targets.index_select(0, pos_rows).float(), bbox_pred)
 
 
-def anchor_head_rows(head,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> RankingRows:
-    """:func:`ranking_rows` of an ``AnchorHead`` (RetinaNet, RPN), from ``loss_by_feat``'s
-    arguments, with ``AnchorHead``'s anchors and targets."""
-    featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-    anchor_list, valid_flag_list = head.get_anchors(
-        featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-    labels_list, label_weights_list, bbox_targets_list, _, _ = head.get_targets(
-        anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
-        batch_gt_instances_ignore=batch_gt_instances_ignore)
-    anchors = torch.cat([get_box_tensor(cat_boxes(per_image)) for per_image in anchor_list])
-    return ranking_rows(head, cls_scores, bbox_preds, anchors, labels_list, label_weights_list,
-                        bbox_targets_list)
-
-
-def check_decoded_regression(head) -> None:
-    """The ranking heads compare decoded boxes (IoU labels, GIoU errors): refuse delta targets."""
+def check_ranking_head(head, loss_type: type) -> None:
+    """The ranking heads need their own loss (it carries the error-driven update) and decoded
+    boxes (IoU labels and GIoU errors are computed on them)."""
+    if not isinstance(head.loss_cls, loss_type):
+        raise TypeError(f'{type(head).__name__} needs loss_cls=dict(type={loss_type.__name__!r}, '
+                        f'...), got {type(head.loss_cls).__name__}')
     if not head.reg_decoded_bbox:
         raise ValueError(f'{type(head).__name__} needs reg_decoded_bbox=True: its box loss and '
                          'IoU labels are computed on decoded boxes')

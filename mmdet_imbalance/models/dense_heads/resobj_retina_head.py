@@ -50,14 +50,16 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from mmengine.config import ConfigDict
 from mmengine.model.weight_init import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..losses.checks import probability
 from ..losses.resobj_loss import ResObjLoss, positive_mask
+from .flat_targets import anchor_targets, flat_bbox_loss, levels_to_rows
 
 
 def fuse_objectness_logits(cls_logits: Tensor, obj_logits: Tensor) -> Tensor:
@@ -83,12 +85,6 @@ def drop_degenerate_boxes(gt_instances: InstanceData) -> InstanceData:
     boxes = get_box_tensor(gt_instances.bboxes)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return gt_instances[keep]
-
-
-def _check_prob(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f'{name} must be a probability in (0, 1), got {value!r}')
-    return float(value)
 
 
 @MODELS.register_module()
@@ -129,9 +125,9 @@ class ResObjRetinaHead(RetinaHead):
             raise ValueError(f'num_classes={num_classes}: the released 1/K class prior would be '
                              '1 (an infinite bias); pass cls_prior_prob explicitly')
         self.num_stages = num_stages
-        self.obj_prior_prob = _check_prob(obj_prior_prob, 'obj_prior_prob')
+        self.obj_prior_prob = probability('obj_prior_prob', obj_prior_prob)
         self.cls_prior_prob = (None if cls_prior_prob is None else
-                               _check_prob(cls_prior_prob, 'cls_prior_prob'))
+                               probability('cls_prior_prob', cls_prior_prob))
         super().__init__(num_classes, in_channels, loss_cls=loss_cls, loss_bbox=loss_bbox, **kwargs)
         if not isinstance(self.loss_cls, ResObjLoss):
             raise TypeError(f'loss_cls of ResObjRetinaHead must be a ResObjLoss config, got '
@@ -218,37 +214,15 @@ class ResObjRetinaHead(RetinaHead):
         """
         self._check_outputs(cls_scores, bbox_preds, obj_scores)
         batch_gt_instances = [drop_degenerate_boxes(gt) for gt in batch_gt_instances]
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        anchor_list, valid_flag_list = self.get_anchors(
-            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        (labels_list, label_weights_list, bbox_targets_list, bbox_weights_list,
-         _) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
-                               batch_gt_instances_ignore=batch_gt_instances_ignore)
-
-        # Image-major, then level, then (H, W, A): the layout of mmdet's target lists.
-        num_imgs = len(batch_img_metas)
-        reg_dim = self.bbox_coder.encode_size
-        cls_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-                               for s in cls_scores], dim=1).reshape(-1, self.cls_out_channels)
-        obj_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1) for s in obj_scores],
-                              dim=1).reshape(-1)
-        bbox_pred = torch.cat([p.permute(0, 2, 3, 1).reshape(num_imgs, -1, reg_dim)
-                               for p in bbox_preds], dim=1).reshape(-1, reg_dim)
-        labels = torch.cat(labels_list, dim=1).reshape(-1)
-        label_weights = torch.cat(label_weights_list, dim=1).reshape(-1)
-        bbox_targets = torch.cat(bbox_targets_list, dim=1)
-        bbox_targets = bbox_targets.reshape(-1, bbox_targets.size(-1))
-        bbox_weights = torch.cat(bbox_weights_list, dim=1)
-        bbox_weights = bbox_weights.reshape(-1, bbox_weights.size(-1))
-
-        num_pos = positive_mask(labels, label_weights, self.num_classes).sum()
+        flat = anchor_targets(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
+                              batch_gt_instances_ignore)
+        obj_score = levels_to_rows(obj_scores, 1).reshape(-1)
+        num_pos = positive_mask(flat.labels, flat.label_weights, self.num_classes).sum()
         obj_norm, cls_norm, box_norm = self.loss_cls.normalizers(num_pos)
-        loss_cls, loss_obj = self.loss_cls(cls_score, obj_score, labels, label_weights,
-                                           obj_avg_factor=obj_norm, cls_avg_factor=cls_norm)
-        if self.reg_decoded_bbox:
-            anchors = torch.cat([get_box_tensor(cat_boxes(anchors)) for anchors in anchor_list])
-            bbox_pred = get_box_tensor(self.bbox_coder.decode(anchors, bbox_pred))
-        loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=box_norm)
+        loss_cls, loss_obj = self.loss_cls(flat.cls_score, obj_score, flat.labels,
+                                           flat.label_weights, obj_avg_factor=obj_norm,
+                                           cls_avg_factor=cls_norm)
+        loss_bbox = flat_bbox_loss(self, flat, avg_factor=box_norm)
         return dict(loss_cls=loss_cls, loss_obj=loss_obj, loss_bbox=loss_bbox)
 
     def predict_by_feat(self,

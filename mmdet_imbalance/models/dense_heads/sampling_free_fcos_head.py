@@ -25,6 +25,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
+from ..losses.checks import positive_number
 from ..losses.guided_loss import guided_loss
 from .sampling_free_base import SamplingFreePriorMixin
 
@@ -57,7 +58,8 @@ class SamplingFreeFCOSHead(SamplingFreePriorMixin, FCOSHead):
         if not self.use_sigmoid_cls:
             raise ValueError('SamplingFreeFCOSHead needs sigmoid class scores: set '
                              "loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)")
-        self._init_sampling_free(prior_prob, guided_scale)
+        self._init_prior(prior_prob)
+        self.guided_scale = positive_number('guided_scale', guided_scale)
 
     def loss_by_feat(self,
                      cls_scores: List[Tensor],

@@ -22,8 +22,10 @@ Decisions:
   mmdet's RetinaNet uses stds 1 and L1 summed over coordinates / N_pos: about ``4 mean|d|``
   for errors ``d`` that the reference scores at about ``5-10 mean|d|`` (deltas scaled by 10 for
   the centre and 5 for the size).
-* **Threshold modes** (``score_thr_mode``): ``'prior'`` (default, the Dec-2019 code) writes the
-  resolved ``pi`` into ``test_cfg.score_thr``; ``'class_prior'`` is the paper's early
+* **Threshold modes** (``score_thr_mode``). The head owns the threshold (:meth:`score_thr`): it
+  applies it in ``predict_by_feat`` and shows it in ``test_cfg.score_thr`` once it is known, so a
+  configured ``score_thr`` does not matter outside ``'config'`` mode. ``'prior'`` (default, the
+  Dec-2019 code) is the resolved ``pi``; ``'class_prior'`` is the paper's early
   *class-adaptive threshold*, unverified (§4): class ``c`` keeps candidates with
   ``score > pi_c = N_fg,c / (N_fg + N_bg)``, the per-class optimal prior, which is proportional to
   the class's share of foreground anchors and averages to ``pi`` over classes (the reference's
@@ -39,17 +41,18 @@ from typing import List, Optional
 import torch
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
-from mmdet.utils import InstanceList, OptInstanceList
+from mmdet.utils import InstanceList
 from mmengine.config import ConfigDict
 from torch import Tensor
 
-from .sampling_free_base import SamplingFreePriorMixin
+from .flat_targets import FlatTargets
+from .sampling_free_base import GuidedAnchorLossMixin, SamplingFreePriorMixin
 
 SCORE_THR_MODES = ('prior', 'class_prior', 'config')
 
 
 @MODELS.register_module()
-class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
+class SamplingFreeRetinaHead(SamplingFreePriorMixin, GuidedAnchorLossMixin, RetinaHead):
     """``RetinaHead`` trained and tested the Sampling-Free way (module docstring; §5).
 
     Args:
@@ -91,8 +94,9 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
                              "loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)")
         self.score_thr_mode = score_thr_mode
         self.class_score_thrs: Optional[Tensor] = None
-        self._init_sampling_free(prior_prob, guided_scale)
-        self._write_score_thr()
+        self._init_prior(prior_prob)
+        self._init_guided(guided_scale)
+        self._show_score_thr()
 
     @property
     def needs_imbalance_stats(self) -> bool:
@@ -118,32 +122,42 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
             if total <= 0:
                 raise ValueError(f'no foreground or background anchor in the statistics: {counts}')
             self.class_score_thrs = torch.tensor(per_class, dtype=torch.float32) / total
-        self._write_score_thr()
+        self._show_score_thr()
 
-    def _write_score_thr(self) -> None:
-        # §4: the test threshold is the prior; write it where the test config shows it.
-        if self.test_cfg is None or self.score_thr_mode == 'config':
-            return
-        if self.score_thr_mode == 'prior' and self.resolved_prior is not None:
-            self.test_cfg['score_thr'] = self.resolved_prior
-        elif self.score_thr_mode == 'class_prior' and self.class_score_thrs is not None:
-            self.test_cfg['score_thr'] = float(self.class_score_thrs.min())
+    def set_prior(self, prior: float) -> None:
+        """Fix the prior (bias initialisation and, in ``'prior'`` mode, the threshold)."""
+        super().set_prior(prior)
+        self._show_score_thr()
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+    def score_thr(self) -> Optional[float]:
+        """The pre-NMS score threshold this head tests with (§4): the resolved prior, the lowest
+        per-class prior, or None in ``'config'`` mode (``test_cfg.score_thr`` as configured)."""
+        if self.score_thr_mode == 'config':
+            return None
+        if self.score_thr_mode == 'prior':
+            return self.require_prior()
+        if self.class_score_thrs is None:
+            raise ValueError(
+                "SamplingFreeRetinaHead: score_thr_mode='class_prior' needs per-class "
+                'foreground counts: run `python tools/imbalance_stats.py <config>` and test '
+                "through the runner with custom_hooks=[..., dict(type='SamplingFreePriorHook')]")
+        return float(self.class_score_thrs.min())
+
+    def _show_score_thr(self) -> None:
+        # The threshold is the head's (score_thr); test_cfg only shows it, once it is known.
+        if self.test_cfg is not None and self.score_thr_mode != 'config' \
+                and not self.needs_imbalance_stats:
+            self.test_cfg['score_thr'] = self.score_thr()
+
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
         """Guided sigmoid CE over all valid anchors and per-coordinate smooth-L1 (§5).
 
         Returns:
             dict: ``loss_cls`` (guided, value ``guided_scale * loss_bbox``) and ``loss_bbox``;
             both 0 for a batch without positive anchors.
         """
-        loss_cls, loss_bbox = self.sampling_free_anchor_losses(
-            cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
-            batch_gt_instances_ignore)
+        self.require_prior()
+        loss_cls, loss_bbox = self.guided_anchor_losses(flat)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
 
     def predict_by_feat(self,
@@ -154,18 +168,11 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, RetinaHead):
                         cfg: Optional[ConfigDict] = None,
                         rescale: bool = False,
                         with_nms: bool = True) -> InstanceList:
-        """``RetinaHead`` inference with the Sampling-Free score threshold (module docstring)."""
+        """``RetinaHead`` inference with the head's score threshold (:meth:`score_thr`)."""
         cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        if self.score_thr_mode == 'prior':
-            cfg['score_thr'] = self.require_prior()
-        elif self.score_thr_mode == 'class_prior':
-            if self.class_score_thrs is None:
-                raise ValueError(
-                    "SamplingFreeRetinaHead: score_thr_mode='class_prior' needs per-class "
-                    'foreground counts: run `python tools/imbalance_stats.py <config>` and test '
-                    'through the runner with '
-                    "custom_hooks=[..., dict(type='SamplingFreePriorHook')]")
-            cfg['score_thr'] = float(self.class_score_thrs.min())
+        score_thr = self.score_thr()
+        if score_thr is not None:
+            cfg['score_thr'] = score_thr
         results = super().predict_by_feat(
             cls_scores, bbox_preds, score_factors=score_factors, batch_img_metas=batch_img_metas,
             cfg=cfg, rescale=rescale, with_nms=with_nms)

@@ -18,18 +18,15 @@ The RPN half of Sampling-Free Faster R-CNN:
 
 Proposal generation (train and test) is ``RPNHead``'s, unchanged.
 """
-from typing import List
-
 from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
-from mmdet.utils import InstanceList, OptInstanceList
-from torch import Tensor
 
-from .sampling_free_base import SamplingFreePriorMixin
+from .flat_targets import FlatTargets
+from .sampling_free_base import GuidedAnchorLossMixin, SamplingFreePriorMixin
 
 
 @MODELS.register_module()
-class SamplingFreeRPNHead(SamplingFreePriorMixin, RPNHead):
+class SamplingFreeRPNHead(SamplingFreePriorMixin, GuidedAnchorLossMixin, RPNHead):
     """``RPNHead`` trained the Sampling-Free way (module docstring; §5).
 
     Args:
@@ -54,21 +51,16 @@ class SamplingFreeRPNHead(SamplingFreePriorMixin, RPNHead):
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=0.5),
                  **kwargs) -> None:
         super().__init__(in_channels, num_classes=num_classes, loss_bbox=loss_bbox, **kwargs)
-        self._init_sampling_free(prior_prob, guided_scale)
+        self._init_prior(prior_prob)
+        self._init_guided(guided_scale)
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+    def loss_by_flat(self, flat: FlatTargets) -> dict:
         """Guided objectness CE over all valid anchors and the reference box loss (§5).
 
         Returns:
             dict: ``loss_rpn_cls`` (guided, value ``guided_scale * loss_rpn_bbox``) and
             ``loss_rpn_bbox``; both 0 for a batch without positive anchors.
         """
-        loss_cls, loss_bbox = self.sampling_free_anchor_losses(
-            cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
-            batch_gt_instances_ignore)
+        self.require_prior()
+        loss_cls, loss_bbox = self.guided_anchor_losses(flat)
         return dict(loss_rpn_cls=loss_cls, loss_rpn_bbox=loss_bbox)

@@ -26,29 +26,24 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .pairwise_ramp import (NegativeRamp, check_delta, positive_ramp, split_positives,
-                            working_dtype)
+from .checks import check_finite_logits, check_same_shape, positive_number
+from .pairwise_ramp import NegativeRamp, positive_ramp, split_positives, working_dtype
 
 # Below this many false positives a positive passes no update (reference; RS uses 1e-10).
 _ALRP_EPS = 1e-5
 
 
 def _check_inputs(logits: Tensor, targets: Tensor, loc_errors: Tensor, delta: float) -> None:
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f'logits must be a floating-point Tensor, got {type(logits).__name__}')
-    if not isinstance(targets, Tensor) or targets.shape != logits.shape:
-        raise ValueError(f'targets must be a Tensor of the shape of logits {tuple(logits.shape)}, '
-                         f'got {getattr(targets, "shape", type(targets).__name__)}')
-    if not isinstance(loc_errors, Tensor) or loc_errors.dim() != 1:
+    check_same_shape('targets', targets, 'logits', logits)
+    if loc_errors.dim() != 1:
         raise ValueError('loc_errors must be a 1-D Tensor, one error per positive in flat order')
-    check_delta(delta)
+    positive_number('delta', delta)
     # Value checks read the data on the host, so they run on CPU tensors only (no GPU sync).
     if logits.device.type == 'cpu':
         num_pos = int((targets == 1).sum())
         if num_pos != loc_errors.numel():
             raise ValueError(f'{num_pos} positives but {loc_errors.numel()} localisation errors')
-        if logits.numel() and not torch.isfinite(logits).all():
-            raise ValueError('logits contain NaN or inf; aLRP Loss ranks finite logits only')
+        check_finite_logits(logits, 'aLRP Loss')
 
 
 def _alrp_and_grad(logits: Tensor, targets: Tensor, loc_errors: Tensor,
@@ -138,7 +133,7 @@ class ALRPLoss(nn.Module):
 
     def __init__(self, delta: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.delta = check_delta(delta)
+        self.delta = positive_number('delta', delta)
         self.loss_weight = float(loss_weight)
 
     def forward(self, logits: Tensor, targets: Tensor,

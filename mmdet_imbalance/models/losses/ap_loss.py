@@ -47,13 +47,14 @@ Decisions:
   must have the logits' shape and values in {-1, 0, 1}.
 * **``loss_weight``** scales both the reported loss and the error-driven gradient.
 """
-import math
 from typing import Tuple
 
 import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
+
+from .checks import check_finite_logits, check_same_shape, positive_number
 
 # Cells of the bucket-lookup grid per ramp boundary, and its size limits. Performance knobs only,
 # not method hyper-parameters: the result is exact for any grid. Finer grids put fewer negatives
@@ -65,18 +66,8 @@ _GRID_MAX_CELLS = 1 << 22
 
 
 def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f'logits must be a floating-point Tensor, got {type(logits).__name__} '
-                        f'{getattr(logits, "dtype", "")}')
-    if not isinstance(targets, Tensor):
-        raise TypeError(f'targets must be a Tensor, got {type(targets).__name__}')
-    if targets.shape != logits.shape:
-        raise ValueError(f'targets must have the shape of logits {tuple(logits.shape)}, '
-                         f'got {tuple(targets.shape)}')
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
-            or not math.isfinite(delta) or delta <= 0:
-        raise ValueError(f'delta must be a finite number > 0 (the half-width of the step ramp), '
-                         f'got {delta!r}')
+    check_same_shape('targets', targets, 'logits', logits)
+    positive_number('delta', delta)
     if targets.numel() == 0:
         return
     if targets.dtype == torch.bool:
@@ -89,10 +80,7 @@ def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
     if bad:
         raise ValueError('targets must only hold 1 (positive), 0 (negative) and -1 (ignored); '
                          f'got values in [{t_min.item()}, {t_max.item()}]')
-    # One reduction pass (NaN propagates through min/max) instead of isfinite's several.
-    l_min, l_max = torch.aminmax(logits.detach())
-    if not (torch.isfinite(l_min) and torch.isfinite(l_max)):
-        raise ValueError('logits contain NaN or inf; AP-Loss ranks finite logits only')
+    check_finite_logits(logits, 'AP-Loss')
 
 
 def _ramp_sums(cum_cnt: Tensor, cum_off: Tensor, cum_cnt_lo: Tensor, lower: Tensor, upper: Tensor,
@@ -292,13 +280,7 @@ class APLoss(nn.Module):
 
     def __init__(self, delta: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
-                or not math.isfinite(delta) or delta <= 0:
-            raise ValueError(f'delta must be a finite number > 0, got {delta!r}')
-        if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)) \
-                or not math.isfinite(loss_weight):
-            raise ValueError(f'loss_weight must be a finite number, got {loss_weight!r}')
-        self.delta = float(delta)
+        self.delta = positive_number('delta', delta)
         self.loss_weight = float(loss_weight)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:

@@ -46,50 +46,36 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .checks import check_label_range, check_same_shape, finite_number, positive_number
+
 
 def _check_hyper_parameters(margin: float, pos_lambda: float, neg_lambda: float, L: float,
                             tau: float) -> None:
-    """Raise ValueError for hyper-parameters outside the domain of the formulas of dr-loss.md §2."""
-    for name, value in (('margin', margin), ('pos_lambda', pos_lambda), ('neg_lambda', neg_lambda),
-                        ('L', L), ('tau', tau)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise ValueError(f'{name} must be a finite number, got {value!r}')
+    """Raise ValueError for hyper-parameters outside the domain of the formulas of dr-loss.md §2:
+    the lambdas and L divide the scores, a negative tau would flip the loss."""
+    finite_number('margin', margin)
     for name, value in (('pos_lambda', pos_lambda), ('neg_lambda', neg_lambda), ('L', L)):
-        if value <= 0:
-            raise ValueError(f'{name} must be > 0 (it divides the scores), got {value!r}')
-    if tau < 0:
+        positive_number(name, value)
+    if finite_number('tau', tau) < 0:
         raise ValueError(f'tau must be >= 0 (it scales the loss), got {tau!r}')
 
 
 def _check_inputs(cls_score: Tensor, labels: Tensor, label_weights: Optional[Tensor]) -> None:
     """Raise TypeError/ValueError for inputs that are not one (M, C) ranking group."""
-    if not isinstance(cls_score, Tensor) or not cls_score.is_floating_point():
-        raise TypeError(f'cls_score must be a floating-point Tensor, got {type(cls_score)}' +
-                        (f' of dtype {cls_score.dtype}' if isinstance(cls_score, Tensor) else ''))
+    if not cls_score.is_floating_point():
+        raise TypeError(f'cls_score must be a floating-point Tensor, got {cls_score.dtype}')
     if cls_score.dim() != 2 or cls_score.size(1) == 0:
         raise ValueError(f'cls_score must have shape (M, C) with C >= 1, got '
                          f'{tuple(cls_score.shape)}')
     num_rows, num_classes = cls_score.shape
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
-            or labels.dtype == torch.bool:
-        raise TypeError(f'labels must be an integer Tensor, got {type(labels)}' +
-                        (f' of dtype {labels.dtype}' if isinstance(labels, Tensor) else ''))
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f'labels must be an integer Tensor, got {labels.dtype}')
     if labels.shape != (num_rows, ):
         raise ValueError(f'labels must have shape ({num_rows},) to match cls_score '
                          f'{tuple(cls_score.shape)}, got {tuple(labels.shape)}')
-    if num_rows > 0:
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high > num_classes:
-            raise ValueError(f'labels must lie in [0, {num_classes}] (mmdet convention: '
-                             f'background = num_classes = {num_classes}), got values in '
-                             f'[{low}, {high}]')
+    check_label_range(labels, num_classes)
     if label_weights is not None:
-        if not isinstance(label_weights, Tensor):
-            raise TypeError(f'label_weights must be a Tensor or None, got {type(label_weights)}')
-        if label_weights.shape != (num_rows, ):
-            raise ValueError(f'label_weights must have shape ({num_rows},) (one weight per row), '
-                             f'got {tuple(label_weights.shape)}')
+        check_same_shape('label_weights', label_weights, 'labels', labels)
 
 
 def _softmax_expectation(scaled: Tensor, values: Tensor) -> Tensor:
@@ -196,8 +182,6 @@ class DRLoss(nn.Module):
             raise ValueError(f'DRLoss is defined on sigmoid scores: use_sigmoid must be True, '
                              f'got {use_sigmoid!r}')
         _check_hyper_parameters(margin, pos_lambda, neg_lambda, L, tau)
-        if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
-            raise ValueError(f'loss_weight must be a number, got {loss_weight!r}')
         self.use_sigmoid = use_sigmoid
         self.margin = margin
         self.pos_lambda = pos_lambda

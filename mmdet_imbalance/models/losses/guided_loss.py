@@ -23,10 +23,12 @@ Decisions (edge cases the reference leaves to CUDA or never meets):
   bfloat16 ``L_cls`` under autocast does not lose the ratio to rounding.
 """
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import torch
 from torch import Tensor
+
+from .checks import positive_number, probability
 
 
 def _check_scalar_loss(name: str, value) -> Tensor:
@@ -55,9 +57,7 @@ def guided_loss(loss_cls: Tensor, loss_reg: Tensor, scale: float = 1.0) -> Tenso
     """
     loss_cls = _check_scalar_loss('loss_cls', loss_cls)
     loss_reg = _check_scalar_loss('loss_reg', loss_reg)
-    if isinstance(scale, bool) or not isinstance(scale, Real) or not math.isfinite(scale) \
-            or scale <= 0:
-        raise ValueError(f'scale must be a positive finite number, got {scale!r}')
+    positive_number('scale', scale)
     cls = loss_cls.float()
     cls_value = cls.detach()
     reg_value = loss_reg.detach().float()
@@ -65,9 +65,8 @@ def guided_loss(loss_cls: Tensor, loss_reg: Tensor, scale: float = 1.0) -> Tenso
     # Substitute 1 where the ratio is undefined so that neither branch of torch.where produces
     # NaN: torch.where passes a zero gradient to the unselected branch, but NaN * 0 is still NaN.
     safe_cls = torch.where(usable, cls, torch.ones_like(cls))
-    ratio = torch.where(usable, reg_value / torch.where(usable, cls_value,
-                                                         torch.ones_like(cls_value)),
-                        torch.zeros_like(cls_value))
+    safe_value = torch.where(usable, cls_value, torch.ones_like(cls_value))
+    ratio = torch.where(usable, reg_value / safe_value, torch.zeros_like(cls_value))
     return torch.where(usable, scale * ratio * safe_cls, torch.zeros_like(cls))
 
 
@@ -99,6 +98,5 @@ def optimal_prior(num_fg: int, num_bg: int, num_classes: int) -> float:
 
 def prior_to_bias(prior: float) -> float:
     """The classification bias ``-log((1 - prior) / prior)``, i.e. ``sigmoid(bias) == prior``."""
-    if isinstance(prior, bool) or not isinstance(prior, Real) or not 0 < prior < 1:
-        raise ValueError(f'prior must be a number strictly between 0 and 1, got {prior!r}')
+    prior = probability('prior', prior)
     return -math.log((1 - prior) / prior)

@@ -18,21 +18,12 @@ On GPU the lookup is ``torch.bucketize`` and the histograms are ``index_add_``, 
 reads a tensor value on the host. Per-element work runs at the working precision (float32 for
 float32 or lower logits, float64 for float64), everything per bucket or per positive in float64.
 """
-import math
 from typing import Tuple
 
 import torch
 from torch import Tensor
 
 from .ap_loss import _locate, _ramp_sums
-
-
-def check_delta(delta) -> float:
-    """The ramp half-width ``delta``: a finite number > 0 (the buckets need a ramp of width)."""
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
-            or not math.isfinite(delta) or delta <= 0:
-        raise ValueError(f'delta must be a finite number > 0 (the ramp half-width), got {delta!r}')
-    return float(delta)
 
 
 def working_dtype(logits: Tensor) -> torch.dtype:

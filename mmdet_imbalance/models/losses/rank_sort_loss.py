@@ -32,27 +32,22 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .pairwise_ramp import (NegativeRamp, check_delta, positive_ramp, split_positives,
-                            working_dtype)
+from .checks import check_finite_logits, check_same_shape, positive_number
+from .pairwise_ramp import NegativeRamp, positive_ramp, split_positives, working_dtype
 
 # Below this many false positives (resp. mis-sorted mass) a positive passes no update (reference).
 _RS_EPS = 1e-10
 
 
 def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f'logits must be a floating-point Tensor, got {type(logits).__name__}')
-    if not isinstance(targets, Tensor) or targets.shape != logits.shape:
-        raise ValueError(f'targets must be a Tensor of the shape of logits {tuple(logits.shape)}, '
-                         f'got {getattr(targets, "shape", type(targets).__name__)}')
-    check_delta(delta)
+    check_same_shape('targets', targets, 'logits', logits)
+    positive_number('delta', delta)
     # Value checks read the data on the host, so they run on CPU tensors only (no GPU sync).
     if logits.device.type == 'cpu' and logits.numel():
         if targets.max() > 1:
             raise ValueError('RS targets are IoUs in (0, 1] for positives, 0 for negatives, < 0 '
                              f'for ignored entries; got a value {targets.max().item()} > 1')
-        if not torch.isfinite(logits).all():
-            raise ValueError('logits contain NaN or inf; RS Loss ranks finite logits only')
+        check_finite_logits(logits, 'RS Loss')
 
 
 def _rank_sort_and_grad(logits: Tensor, targets: Tensor,
@@ -142,7 +137,7 @@ class RankSortLoss(nn.Module):
 
     def __init__(self, delta: float = 0.5, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.delta = check_delta(delta)
+        self.delta = positive_number('delta', delta)
         self.loss_weight = float(loss_weight)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tuple[Tensor, Tensor]:

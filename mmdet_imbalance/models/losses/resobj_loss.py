@@ -44,6 +44,8 @@ from mmdet.registry import MODELS
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
+from .checks import check_same_shape, finite_number, positive_number
+
 Number = Union[int, float, Tensor]
 
 
@@ -56,12 +58,11 @@ def _check_avg_factor(avg_factor: Number, name: str) -> None:
 
 def _check_anchor_args(labels: Tensor, label_weights: Tensor, num_anchors: int,
                        logits_name: str) -> None:
+    # A (M, 1) or (M, K) mismatch would broadcast against the (M,) weights instead of failing.
     if labels.dim() != 1 or labels.numel() != num_anchors:
         raise ValueError(f'labels must have shape ({num_anchors},) to match {logits_name}, '
                          f'got {tuple(labels.shape)}')
-    if label_weights.shape != labels.shape:
-        raise ValueError(f'label_weights must have shape {tuple(labels.shape)}, '
-                         f'got {tuple(label_weights.shape)}')
+    check_same_shape('label_weights', label_weights, 'labels', labels)
 
 
 def positive_mask(labels: Tensor, label_weights: Tensor, num_classes: int) -> Tensor:
@@ -87,8 +88,6 @@ def objectness_bce_loss(obj_logits: Tensor,
     Returns:
         Tensor: scalar ``sum_valid w * BCE(o, 1[pos]) / avg_factor`` in float32.
     """
-    if obj_logits.dim() != 1:
-        raise ValueError(f'obj_logits must have shape (M,), got {tuple(obj_logits.shape)}')
     _check_anchor_args(labels, label_weights, obj_logits.numel(), 'obj_logits')
     _check_avg_factor(avg_factor, 'avg_factor')
     weights = label_weights.float()
@@ -175,16 +174,14 @@ class ResObjLoss(nn.Module):
                  ema_init: float = 100.0) -> None:
         super().__init__()
         for name, value in (('obj_weight', obj_weight), ('cls_weight', cls_weight)):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f'{name} must be a non-negative number, got {value!r}')
-        if not isinstance(ema_momentum, (int, float)) or not 0 <= ema_momentum < 1:
+            if finite_number(name, value) < 0:
+                raise ValueError(f'{name} must be >= 0, got {value!r}')
+        if not 0 <= finite_number('ema_momentum', ema_momentum) < 1:
             raise ValueError(f'ema_momentum must be in [0, 1), got {ema_momentum!r}')
-        if not isinstance(ema_init, (int, float)) or not ema_init > 0:
-            raise ValueError(f'ema_init must be positive, got {ema_init!r}')
         self.obj_weight = float(obj_weight)
         self.cls_weight = float(cls_weight)
         self.ema_momentum = float(ema_momentum)
-        self.ema_init = float(ema_init)
+        self.ema_init = positive_number('ema_init', ema_init)
         # Persistent so that checkpoints carry it and a resumed run continues the same average.
         self.register_buffer('num_pos_ema', torch.tensor(self.ema_init))
 
@@ -222,8 +219,6 @@ class ResObjLoss(nn.Module):
         Returns:
             tuple[Tensor, Tensor]: ``(loss_cls, loss_obj)``, already multiplied by their weights.
         """
-        if cls_score.dim() != 2:
-            raise ValueError(f'cls_score must have shape (M, K), got {tuple(cls_score.shape)}')
         num_classes = cls_score.size(1)
         if obj_avg_factor is None or cls_avg_factor is None:
             num_pos = positive_mask(labels, label_weights, num_classes).sum().clamp(min=1).float()

@@ -15,8 +15,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor
 
-from ..dense_heads.ap_loss_retina_head import ap_loss_targets
-from ..dense_heads.ranking_rows import check_decoded_regression
+from ..dense_heads.ranking_rows import ap_loss_targets, check_ranking_head
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
 
 
@@ -31,19 +30,10 @@ class RankSortBBoxHead(Shared2FCBBoxHead):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not isinstance(self.loss_cls, RankSortLoss):
-            raise TypeError('RankSortBBoxHead needs loss_cls=dict(type=\'RankSortLoss\', ...), '
-                            f'got {type(self.loss_cls).__name__}')
-        check_decoded_regression(self)
+        check_ranking_head(self, RankSortLoss)
 
-    def loss(self,
-             cls_score: Tensor,
-             bbox_pred: Tensor,
-             rois: Tensor,
-             labels: Tensor,
-             label_weights: Tensor,
-             bbox_targets: Tensor,
-             bbox_weights: Tensor,
+    def loss(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
+             label_weights: Tensor, bbox_targets: Tensor, bbox_weights: Tensor,
              reduction_override: Optional[str] = None) -> dict:
         """RS Loss over all RoIs and classes of the minibatch and the self-balanced box loss.
 

@@ -20,14 +20,13 @@ and the test threshold 0.001 is ``test_cfg.rcnn.score_thr`` in the row configs. 
 ``reduction_override`` set (OHEM-style samplers ask for per-RoI losses) the stock losses are
 returned unchanged, because the guided ratio is only defined on totals.
 """
-import math
-from numbers import Real
 from typing import Optional
 
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..losses.checks import positive_number
 from ..losses.guided_loss import guided_loss
 
 
@@ -46,20 +45,12 @@ class SamplingFreeBBoxHead(Shared2FCBBoxHead):
                  guided_scale: float = 2.0,
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
                  **kwargs) -> None:
-        if isinstance(guided_scale, bool) or not isinstance(guided_scale, Real) \
-                or not math.isfinite(guided_scale) or guided_scale <= 0:
-            raise ValueError(f'guided_scale must be a positive finite number, got {guided_scale!r}')
+        guided_scale = positive_number('guided_scale', guided_scale)
         super().__init__(*args, loss_bbox=loss_bbox, **kwargs)
-        self.guided_scale = float(guided_scale)
+        self.guided_scale = guided_scale
 
-    def loss(self,
-             cls_score: Tensor,
-             bbox_pred: Tensor,
-             rois: Tensor,
-             labels: Tensor,
-             label_weights: Tensor,
-             bbox_targets: Tensor,
-             bbox_weights: Tensor,
+    def loss(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
+             label_weights: Tensor, bbox_targets: Tensor, bbox_weights: Tensor,
              reduction_override: Optional[str] = None) -> dict:
         """``BBoxHead.loss`` with ``loss_bbox`` divided by ``4 N_pos`` and ``loss_cls`` guided.
 

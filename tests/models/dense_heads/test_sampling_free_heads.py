@@ -282,7 +282,10 @@ def test_mini_rows_train_one_step_with_an_image_without_gt(config, repo_root):
     ('configs/table1/fcos_r50_fpn_1x_coco_sampling-free.py', 1e-3)])
 def test_coco_thresholds_reach_the_built_test_config(config, score_thr, repo_root):
     cfg, model = build_unresolved(os.path.join(repo_root, config))
-    assert cfg.model.test_cfg.score_thr == score_thr
     assert model.bbox_head.test_cfg['score_thr'] == score_thr
     if 'retinanet' in config:
-        assert model.bbox_head.prior_prob == score_thr  # threshold = prior (sampling-free.md §4)
+        # The head owns the threshold: it follows the prior (sampling-free.md §4), and the config
+        # no longer repeats it.
+        assert model.bbox_head.prior_prob == score_thr == model.bbox_head.score_thr()
+    else:
+        assert cfg.model.test_cfg.score_thr == score_thr

@@ -1,0 +1,60 @@
+"""Argument checks shared by the losses and their heads.
+
+Only checks that stop a silently wrong result: a hyper-parameter outside its formula's domain
+(a zero ramp width divides by zero, a negative scale flips a gradient), tensors whose shapes would
+broadcast instead of failing, and logits whose NaN would be ranked anywhere.
+"""
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+
+def finite_number(name: str, value) -> float:
+    """``value`` as a float; ValueError unless it is a finite real number (bool excluded)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f'{name} must be a finite number, got {value!r}')
+    return float(value)
+
+
+def positive_number(name: str, value) -> float:
+    """``value`` as a float; ValueError unless it is a finite number > 0."""
+    if finite_number(name, value) <= 0:
+        raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    """``value`` as a float; ValueError unless it lies strictly between 0 and 1 (a finite logit)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < 1:
+        raise ValueError(f'{name} must be a number strictly between 0 and 1, got {value!r}')
+    return float(value)
+
+
+def check_same_shape(name: str, tensor: Tensor, ref_name: str, ref: Tensor) -> None:
+    """ValueError unless ``tensor`` has the shape of ``ref`` (elementwise pairing, no broadcast)."""
+    if tensor.shape != ref.shape:
+        raise ValueError(f'{name} must have shape {tuple(ref.shape)} (that of {ref_name}), '
+                         f'got {tuple(tensor.shape)}')
+
+
+def check_finite_logits(logits: Tensor, loss_name: str) -> None:
+    """ValueError for NaN or inf logits: a ranking loss would place them in an undefined bucket."""
+    if logits.numel() == 0:
+        return
+    # One reduction pass (NaN propagates through min/max) instead of isfinite's several.
+    low, high = torch.aminmax(logits.detach())
+    if not (torch.isfinite(low) and torch.isfinite(high)):
+        raise ValueError(f'logits contain NaN or inf; {loss_name} ranks finite logits only')
+
+
+def check_label_range(labels: Tensor, num_classes: int) -> None:
+    """ValueError unless mmdet labels lie in ``[0, num_classes]`` (background = ``num_classes``)."""
+    if labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high > num_classes:
+        raise ValueError(f'labels must lie in [0, {num_classes}] (mmdet convention: '
+                         f'background = num_classes = {num_classes}), got values in '
+                         f'[{low}, {high}]')
