@@ -27,6 +27,16 @@ def test_dataset_switch_replaces_data_and_num_classes():
     assert retina.model.bbox_head.num_classes == 3
 
 
+def test_default_work_dir_names_the_dataset():
+    """Regression: one config trained on two embedded datasets used to share one work dir, the
+    second run overwriting the first's checkpoint and record."""
+    config = os.path.join(REPO, 'configs/mini/retinanet_mini_ap-loss.py')
+    shapes = build_runner_config(config, check_files=False)
+    trees = build_runner_config(config, dataset='trees', check_files=False)
+    assert os.path.basename(shapes.work_dir) == 'retinanet_mini_ap-loss_shapes'
+    assert os.path.basename(trees.work_dir) == 'retinanet_mini_ap-loss_trees'
+
+
 def test_set_num_classes_walks_nested_configs():
     model = dict(a=dict(num_classes=1), b=[dict(num_classes=2), dict(x=1)], num_classes=5)
     assert set_num_classes(model, 7) == 3

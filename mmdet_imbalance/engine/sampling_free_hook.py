@@ -3,12 +3,13 @@
 A head cannot see its training set, so the data-driven prior ``pi* = N_fg / (C (N_fg + N_bg))``
 (docs/methods/sampling-free.md §2) comes in through the runner: in ``before_run`` the hook finds
 the detector's heads that still wait for statistics (``bbox_head`` / ``rpn_head`` with
-``prior_prob='auto'``, or a RetinaNet head with ``score_thr_mode='class_prior'``), computes or loads the statistics of the
-config's ``train_dataloader.dataset`` with :func:`~mmdet_imbalance.analysis.imbalance_stats.\
-get_imbalance_stats` (the cache that ``tools/imbalance_stats.py`` writes; the pass runs on first
-use), and hands each head its stage. mmengine calls ``before_run`` before it initialises the
-weights (``Runner.train``) and before it loads a checkpoint (``Runner.val`` / ``Runner.test``), so
-the bias is initialised from the resolved value and the test threshold follows it.
+``prior_prob='auto'``, or a RetinaNet head with ``score_thr_mode='class_prior'``), computes or
+loads the statistics of the config's ``train_dataloader.dataset`` with
+:func:`~mmdet_imbalance.analysis.get_imbalance_stats` (the cache that
+``tools/imbalance_stats.py`` writes; the pass runs on first use), and hands each head its stage.
+mmengine calls ``before_run`` before it initialises the weights (``Runner.train``) and before it
+loads a checkpoint (``Runner.val`` / ``Runner.test``), so the bias is initialised from the
+resolved value and the test threshold follows it.
 
 In a distributed run rank 0 computes and writes the cache first; the other ranks then read it.
 Configs with numeric priors need no hook; with it they are left untouched. Outside a runner (tests,

@@ -226,32 +226,30 @@ def is_noise(stat: Stat) -> Optional[bool]:
     return interval[0] <= 0. <= interval[1]
 
 
-def paired_differences(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult],
-                       attr: str = 'ap') -> Dict[int, float]:
-    """Per-seed ``row - baseline`` of ``attr`` for the seeds both have finished."""
+def _paired(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult], attr: str,
+            combine, valid=lambda a, b: True) -> Dict[int, float]:
+    """Per-seed ``combine(row, baseline)`` of ``attr`` for the seeds both have finished."""
     out = {}
     for seed, run in row_runs.items():
         base = base_runs.get(seed)
         if base is None or not (run.finished and base.finished):
             continue
         a, b = getattr(run, attr), getattr(base, attr)
-        if is_finite_number(a) and is_finite_number(b):
-            out[seed] = a - b
+        if is_finite_number(a) and is_finite_number(b) and valid(a, b):
+            out[seed] = combine(a, b)
     return out
+
+
+def paired_differences(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult],
+                       attr: str = 'ap') -> Dict[int, float]:
+    """Per-seed ``row - baseline`` of ``attr`` for the seeds both have finished."""
+    return _paired(row_runs, base_runs, attr, lambda a, b: a - b)
 
 
 def paired_ratios(row_runs: Dict[int, RunResult], base_runs: Dict[int, RunResult],
                   attr: str = 'sec_per_iter') -> Dict[int, float]:
     """Per-seed ``row / baseline`` of ``attr`` for the seeds both have finished."""
-    out = {}
-    for seed, run in row_runs.items():
-        base = base_runs.get(seed)
-        if base is None or not (run.finished and base.finished):
-            continue
-        a, b = getattr(run, attr), getattr(base, attr)
-        if is_finite_number(a) and is_finite_number(b) and b > 0:
-            out[seed] = a / b
-    return out
+    return _paired(row_runs, base_runs, attr, lambda a, b: a / b, lambda a, b: b > 0)
 
 
 def speed_arrow(ratio: Optional[float], tolerance: float = 0.05) -> str:

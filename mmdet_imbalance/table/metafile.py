@@ -33,7 +33,6 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from mmdet_imbalance import config_paths
 from . import collect, results
 from .rows import ROWS, Row, get_row
 
@@ -137,12 +136,11 @@ def metafile_path(method: Method) -> str:
 _CONFIGS: Dict[str, object] = {}
 
 
-def load_config(rel: str):
+def cached_config(rel: str):
     """The merged config of a repository-relative config name (cached: loading is slow)."""
     if rel not in _CONFIGS:
-        from mmengine.config import Config
-        import mmdet_imbalance  # noqa: F401  (registers the modules the configs name)
-        _CONFIGS[rel] = Config.fromfile(config_paths.resolve(rel))
+        from mmdet_imbalance.config_builder import load_config
+        _CONFIGS[rel] = load_config(rel)
     return _CONFIGS[rel]
 
 
@@ -279,7 +277,7 @@ def model_entry(method: Method, row: Row, rel: str, benchmark: str, measured: Di
                 variant: Optional[str] = None) -> dict:
     """One ``Models`` entry. ``measured``: {dataset: {key: {seed: RunResult}}} of ``benchmark``."""
     from .hyperparams import count_hyperparams
-    cfg = load_config(rel)
+    cfg = cached_config(rel)
     data = training_data(cfg)
     # The collection lists every recipe's; each model states its own, which mim shows instead.
     meta = {'Row': row.key, 'Benchmark': benchmark, 'Detector': row.detector,
@@ -347,10 +345,10 @@ def collection_entry(method: Method, rows: List[Row], models: List[dict],
                      repo_root: Optional[str]) -> dict:
     first = rows[0]
     rel = first.config('coco') or first.config('mini')
-    cfg = load_config(rel)
+    cfg = cached_config(rel)
     arch, techniques, data = [], [], []
     for model in models:
-        mcfg = load_config(model['Config'])
+        mcfg = cached_config(model['Config'])
         mrow = get_row(model['Metadata']['Row'])
         for name in architecture(mrow, mcfg):
             if name not in arch:

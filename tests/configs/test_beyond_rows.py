@@ -1,4 +1,4 @@
-"""Rows beyond the review (issue 15): ATSS, RS-ATSS, GFL, RS-Faster R-CNN, aLRP-RetinaNet.
+"""Rows beyond the review: ATSS, RS-ATSS, GFL, RS-Faster R-CNN, aLRP-RetinaNet.
 
 For every row, COCO and mini: its merged config differs from its baseline's (or, for the stock
 rows, from mmdet's own config) in exactly the intended keys, and the registry points at it.
