@@ -151,7 +151,8 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
     out.append(f'Command: `{meta.get("command", "")}`  ')
     out.append(f'Seeds: {_listed(meta.get("seeds"))}; precision: {_listed(meta.get("precision"))}'
                f'; {_listed(meta.get("versions"))}  ')
-    out.append(f'Machine: {_listed(meta.get("machine"))}  ')
+    out.append(f'Machine: {_listed(meta.get("machine"))}; matrix-product GFLOP/s measured at the '
+               f'start of each run: {meta.get("gflops", "-")}  ')
     out.append(f'Built {meta.get("date", "")} in {meta.get("wall_time", "")}'
                + (f'; the rows\' training iterations took {meta["runs_time"]} (summed from '
                   'their run records)' if meta.get('runs_time') else '') + '.')

@@ -392,6 +392,7 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
         versions=sorted({_versions(run.settings) for run in all_runs}),
         precision=sorted({str(run.settings.get('precision')) for run in all_runs}),
         machine=sorted({_machine(run.environment) for run in all_runs}) or [machine_description()],
+        gflops=_gflops(all_runs),
         date=datetime.now().isoformat(timespec='seconds'),
         wall_time=fmt_duration(time.time() - wall_start),
         # From the runs' own records, so a table re-collected with --collect-only still reports
@@ -495,10 +496,19 @@ def _machine(env: dict) -> str:
     device = env.get('gpu') or f"CPU ({env.get('cpu_count')} cores, torch threads " \
                                f"{env.get('torch_threads')})"
     packages = env.get('packages') or {}
-    gflops = env.get('gemm_gflops') or {}
-    return (f"{device}, {env.get('cpu')}, native bf16 {env.get('native_bf16')}, matmul "
-            f"GFLOP/s fp32 {gflops.get('fp32')} / bf16 {gflops.get('bf16')}, python "
+    return (f"{device}, {env.get('cpu')}, native bf16 {env.get('native_bf16')}, python "
             f"{env.get('python')}, torch {packages.get('torch')}, mmdet {packages.get('mmdet')}")
+
+
+def _gflops(runs) -> str:
+    """The range of the matrix-product GFLOP/s the runs measured at their start."""
+    out = []
+    for dtype in ('fp32', 'bf16'):
+        values = [run.environment['gemm_gflops'][dtype] for run in runs
+                  if (run.environment.get('gemm_gflops') or {}).get(dtype)]
+        if values:
+            out.append(f'{dtype} {min(values):.0f}-{max(values):.0f}')
+    return ', '.join(out) or '-'
 
 
 def machine_description() -> str:

@@ -161,3 +161,15 @@ def test_no_detection_is_ap_zero():
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match='progress_interval'):
         ImbalanceTableHook(progress_interval=0)
+
+
+def test_recording_the_environment_leaves_the_random_stream_alone():
+    """Regression: measuring the machine's GFLOP/s drew from torch's global generator in
+    before_run, so a run's random stream depended on the hook's internals."""
+    import torch
+    from mmdet_imbalance.engine.run_record import environment
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    environment()
+    assert torch.equal(torch.rand(3), expected)
