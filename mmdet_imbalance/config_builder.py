@@ -29,6 +29,14 @@ class CfgOptionsAction(DictAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def add_precision_argument(parser) -> None:
+    """``--precision``, as every training entry point takes it."""
+    from mmdet_imbalance.engine.precision import PRECISIONS
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='auto: bf16 autocast on CUDA and on CPUs with native bfloat16, '
+                             'fp32 elsewhere (default)')
+
+
 def check_work_dir(work_dir: str) -> str:
     """Create ``work_dir`` (or fail at once, in one line, naming what is in the way)."""
     path = osp.abspath(work_dir)

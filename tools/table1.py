@@ -23,7 +23,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from mmdet_imbalance import config_paths  # noqa: E402
-from mmdet_imbalance.engine.precision import PRECISIONS, resolve_precision  # noqa: E402
+from mmdet_imbalance.config_builder import add_precision_argument  # noqa: E402
+from mmdet_imbalance.engine.precision import resolve_precision  # noqa: E402
 from mmdet_imbalance.table import collect, runs  # noqa: E402
 from mmdet_imbalance.table.rows import BENCHMARKS, select_rows, valid_row_names  # noqa: E402
 
@@ -37,9 +38,7 @@ def parse_args(argv=None):
                         help='mini: CPU-scale rows on embedded data; coco: the R50-FPN 1x rows')
     parser.add_argument('--dataset', choices=MINI_DATASETS, default='shapes',
                         help='embedded dataset of the mini benchmark')
-    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
-                        help='auto: bf16 autocast on CUDA and on CPUs with native bfloat16, '
-                             'fp32 elsewhere')
+    add_precision_argument(parser)
     parser.add_argument('--rows', default='all',
                         help='all, baselines, or a comma list of row keys/names '
                              f'({", ".join(valid_row_names())})')

@@ -17,9 +17,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-from mmdet_imbalance.engine.precision import PRECISIONS  # noqa: E402
-from mmdet_imbalance.config_builder import (CfgOptionsAction, build_runner_config,  # noqa: E402
-                                            check_work_dir, embedded_data_roots)
+from mmdet_imbalance.config_builder import (CfgOptionsAction, add_precision_argument,  # noqa: E402
+                                            build_runner_config, check_work_dir,
+                                            embedded_data_roots)
 
 
 def parse_args(argv=None):
@@ -33,9 +33,7 @@ def parse_args(argv=None):
                         help='COCO root for a COCO config (annotations/, train2017/)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from a checkpoint path, or the latest in the work dir')
-    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
-                        help='auto: bf16 autocast on CUDA and on CPUs with native bfloat16, '
-                             'fp32 elsewhere (default)')
+    add_precision_argument(parser)
     parser.add_argument('--overwrite', action='store_true',
                         help='train into a work dir that holds a run of other settings '
                              '(replacing its record); without it such a work dir is refused')

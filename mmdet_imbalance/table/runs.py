@@ -9,6 +9,7 @@ the same settings, resumes killed runs from their last checkpoint, and refuses w
 runs of other settings (``--force`` retrains them). See docs/table1-method.md.
 """
 import argparse
+import functools
 import math
 import os
 import os.path as osp
@@ -104,20 +105,27 @@ def run_options(args, seed: int):
     return options + list(args.cfg_options)
 
 
-def requested_settings(args, row: Row, seed: int) -> dict:
-    """The run settings (:func:`run_settings`) that the run of ``row`` / ``seed`` will have."""
+def requested_settings(args, row: Row, seed: int, precision: str = None) -> dict:
+    """The run settings (:func:`run_settings`) that the run of ``row`` / ``seed`` will have, at
+    ``precision`` (default: the request's)."""
+    mini = args.benchmark == 'mini'
+    return dict(_settings(args.benchmark, args.dataset if mini else None,
+                          None if mini else args.data_root, tuple(run_options(args, seed)),
+                          precision or args.precision, row.key))
+
+
+@functools.lru_cache(maxsize=None)
+def _settings(benchmark, dataset, data_root, options, precision, key) -> dict:
+    # Building a merged config takes about a second; a table asks for the same run's settings
+    # when it plans the runs and again when it collects them.
     from mmengine.config import DictAction
     from mmdet_imbalance.config_builder import build_runner_config
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    options = parser.parse_args(['--cfg-options', *run_options(args, seed)]).cfg_options
-    mini = args.benchmark == 'mini'
-    cfg = build_runner_config(config_paths.resolve(row.config(args.benchmark)),
-                              work_dir=run_dir(args, row, seed),
-                              dataset=args.dataset if mini else None,
-                              data_root=None if mini else args.data_root,
-                              cfg_options=options, precision=args.precision,
-                              check_files=False)
+    cfg_options = parser.parse_args(['--cfg-options', *options]).cfg_options
+    cfg = build_runner_config(config_paths.resolve(get_row(key).config(benchmark)),
+                              dataset=dataset, data_root=data_root, cfg_options=cfg_options,
+                              precision=precision, check_files=False)
     return run_settings(cfg)
 
 
@@ -439,8 +447,7 @@ def tree_runs(args, rows, inspected):
     keys = [r.key for r in rows if inspected[r.key][0] == 'ok']
 
     def expected(key, seed, record):
-        args.precision = record.precision or args.precision
-        return requested_settings(args, get_row(key), seed)
+        return requested_settings(args, get_row(key), seed, precision=record.precision)
 
     dataset = args.dataset if args.benchmark == 'mini' else None
     runs, stale = results.load_tree(args.results, args.benchmark, dataset, keys, expected,
