@@ -309,4 +309,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/run/work_dirs/table1/mini-shapes/seed0/fcos_mini_sampling-free'
+work_dir = '/work/main/work_dirs/table1/mini-shapes/seed0/fcos_mini_sampling-free'

@@ -342,4 +342,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/run/work_dirs/table1/mini-shapes/seed0/retinanet_mini'
+work_dir = '/work/main/work_dirs/table1/mini-shapes/seed0/retinanet_mini'

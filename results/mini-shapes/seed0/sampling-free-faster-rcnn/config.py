@@ -397,4 +397,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/run/work_dirs/table1/mini-shapes/seed0/faster-rcnn_mini_sampling-free'
+work_dir = '/work/main/work_dirs/table1/mini-shapes/seed0/faster-rcnn_mini_sampling-free'
