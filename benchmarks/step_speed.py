@@ -24,6 +24,7 @@ Usage::
 """
 import argparse
 import copy
+import logging
 import os
 import platform
 import statistics
@@ -74,6 +75,7 @@ def _network_outputs(model, inputs: torch.Tensor, num_rois: int) -> List[torch.T
 
 def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: str) -> Dict:
     """Step and network-only seconds of ``config`` at ``precision`` ('fp32' or 'bf16')."""
+    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
     from mmengine.runner import Runner
 
@@ -86,7 +88,14 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
                               work_dir=os.path.join(REPO_ROOT, 'work_dirs', 'step_speed'))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    model.init_weights()
+    # mmengine logs every parameter's initialiser at INFO; only the timing table is wanted here.
+    init_logger = MMLogger.get_instance('mmengine')
+    level = init_logger.level
+    init_logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        init_logger.setLevel(level)
     model.train()
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)

@@ -65,3 +65,22 @@ def test_every_command_parses_and_names_existing_files(cmd):
             assert int(match.group(1)) == max_iters
     if script in PARSERS:
         _load(script).parse_args(args)
+
+
+def _published_block(text):
+    """The header lines (Command, Seeds, Machine, Built) and the rows of the first table."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('Command: `python tools/'
+                                                                       'table1.py --from-results'))
+    end = next(i for i in range(start, len(lines))
+               if lines[i].startswith('|') and not lines[i + 1].startswith('|'))
+    return lines[start:end + 1]
+
+
+def test_the_readme_table_is_the_published_one():
+    """The README shows docs/table1.md's header and table as generated from results/, not an
+    edited or stale copy."""
+    published = _published_block(open(os.path.join(REPO, 'docs', 'table1.md')).read())
+    readme = _published_block(open(os.path.join(REPO, 'README.md')).read())
+    assert len(published) > 10
+    assert readme == published

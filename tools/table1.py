@@ -4,6 +4,7 @@
     python tools/table1.py --dataset shapes --rows ohem,isr  # two rows (+ their baseline)
     python tools/table1.py --seeds 3                         # mean ± std, noise marking
     python tools/table1.py --collect-only                    # only re-read finished runs
+    python tools/table1.py --seeds 3 --reuse-results         # add seeds 1-2 to results/
     python tools/table1.py --from-results --publish docs/    # the table of results/, every seed
     python tools/table1.py --benchmark coco --data-root data/coco --launcher pytorch --gpus 8
 
@@ -66,6 +67,10 @@ def parse_args(argv=None):
                         default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
                         help='the committed results tree: every finished run of the table is '
                              'exported there (default: the repository\'s results/)')
+    parser.add_argument('--reuse-results', action='store_true',
+                        help='do not train runs that the results tree already holds with the '
+                             'same settings; the table takes them from there (adds seeds to a '
+                             'published table without retraining its seed 0)')
     parser.add_argument('--from-results', action='store_true',
                         help='train nothing; build the table from the results tree alone, with '
                              'every seed found there')
@@ -87,6 +92,9 @@ def parse_args(argv=None):
         args.selected = select_rows(args.rows, args.benchmark)
     except ValueError as err:
         parser.error(str(err))
+    if args.reuse_results and (args.force or args.benchmark != 'mini'):
+        parser.error('--reuse-results reuses the mini results tree; it cannot be combined with '
+                     + ('--force' if args.force else f'--benchmark {args.benchmark}'))
     bad = [o for o in args.cfg_options if '=' not in o or o.startswith('=')]
     if bad:
         parser.error(f'--cfg-options {" ".join(bad)}: each option must be key=value')

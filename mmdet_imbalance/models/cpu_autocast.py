@@ -50,10 +50,10 @@ def _patch_roi_align() -> None:
 
     @functools.wraps(forward)
     def roi_align_forward(ctx, input, rois, *args):
-        # Either operand may be low precision: under GroupNorm the features are float32 (autocast
-        # runs group_norm in float32) while the RPN's proposals are bfloat16. The kernel reads
-        # both with the features' type, so bfloat16 RoIs next to float32 features would be read
-        # as garbage coordinates.
+        # Either operand may be low precision, and the two need not agree (features and RPN
+        # proposals come out of autocast regions along different paths). The kernel reads both
+        # with the features' type, so RoIs of another dtype would be read as garbage
+        # coordinates: both are computed in float32 here.
         ctx.low_precision_dtype = input.dtype if _needs_float32(input) else None
         if input.device.type == 'cpu' and not input.is_contiguous():
             # The CPU kernel indexes the features as contiguous NCHW; channels_last features

@@ -163,7 +163,9 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
         out.append('| ' + ' | '.join(c.replace('|', '/') for c in line) + ' |')
     out.append('')
     out.append('AP and ΔAP: `coco/bbox_mAP` x 100 from each run, mean ± sample std over seeds; ΔAP '
-               'is paired by seed against the baseline trained in the same table run, "(noise)" '
+               'is paired by seed against the baseline trained in the same table run (a row '
+               'with fewer seeds than its baseline is compared on its own seeds only, so its ΔAP '
+               'need not equal the difference of the two AP cells), "(noise)" '
                'when its paired 95 % Student-t interval over seeds contains 0 (the interval is '
                'in table1.json and .csv). Speed: median steady-state seconds per '
                f'training iteration (first {meta.get("warmup_iters", "")} iterations skipped) '

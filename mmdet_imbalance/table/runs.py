@@ -6,7 +6,9 @@ selected row (baselines first) and seed in its own process with ``tools/train.py
 finished mini runs into the committed results tree (:mod:`.results`) and writes
 ``<work-dir>/table1.{md,csv,json,png}`` (:mod:`.report`). Rerunning skips runs that finished with
 the same settings, resumes killed runs from their last checkpoint, and refuses work dirs that hold
-runs of other settings (``--force`` retrains them). See docs/table1-method.md.
+runs of other settings (``--force`` retrains them). With ``--reuse-results`` a run that the
+results tree holds with the requested settings is taken from there instead of trained. See
+docs/table1-method.md.
 """
 import argparse
 import functools
@@ -326,8 +328,11 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     import mmdet_imbalance  # noqa: F401  (registers the modules the configs name)
 
     rows = args.selected
-    print(f'Table 1 ({args.benchmark}{"/" + args.dataset if args.benchmark == "mini" else ""}, '
-          f'{args.seeds} seed(s)): {len(rows)} row(s) -> {osp.abspath(bench_dir(args))}')
+    dataset = args.dataset if args.benchmark == 'mini' else None
+    source = (f'every seed in {results.table_dir(args.results, args.benchmark, dataset)}'
+              if args.from_results else f'{args.seeds} seed(s) -> {osp.abspath(bench_dir(args))}')
+    print(f'Table 1 ({args.benchmark}{"/" + args.dataset if args.benchmark == "mini" else ""}): '
+          f'{len(rows)} row(s), {source}')
     inspected = {}
     for row in rows:
         status, reason, counted = inspect_row(row, args.benchmark)
@@ -355,6 +360,11 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
                 if done.finished and done.source == 'run.json':
                     print(f'  {row.key:<28} seed {seed}: finished earlier with the same '
                           f'settings, skipped ({row_line(row, seed, done)})')
+                    continue
+                published = tree_run(args, row, seed) if record is None else None
+                if published is not None:
+                    print(f'  {row.key:<28} seed {seed}: in {args.results} with the same '
+                          f'settings, not trained again ({row_line(row, seed, published)})')
                     continue
                 todo.append((seed, row))
         if conflicts:
@@ -432,7 +442,8 @@ def workdir_runs(args, rows, inspected):
             if diff:
                 stale.append(f'{wd}: ' + '; '.join(diff))
                 continue
-            runs[row.key][seed] = collect.collect_run(wd, args.warmup_iters)
+            published = tree_run(args, row, seed) if record is None else None
+            runs[row.key][seed] = published or collect.collect_run(wd, args.warmup_iters)
     if args.collect_only and not any(run.status != 'missing' for seeds in runs.values()
                                      for run in seeds.values()):
         raise SystemExit(f'error: --collect-only found no run of the selected rows under '
@@ -440,6 +451,20 @@ def workdir_runs(args, rows, inspected):
                          + (f'; left out for other settings: {"; ".join(stale)}' if stale else '')
                          + '). Train them first, or point --work-dir at the runs.')
     return runs, stale
+
+
+def tree_run(args, row: Row, seed: int):
+    """With ``--reuse-results``: the finished run of ``row`` / ``seed`` in the results tree when
+    its settings are the requested ones (so adding seeds 1-2 to a published seed 0 trains only
+    the new seeds), else None. A record of other settings is never reused."""
+    if not getattr(args, 'reuse_results', False) or args.benchmark != 'mini' or args.max_iters:
+        return None
+    folder = results.run_dir(args.results, args.benchmark, args.dataset, seed, row.key)
+    record = read_record(osp.join(folder, results.RUN_FILE))
+    if record is None or record.status != 'finished' or settings_diff(
+            record.settings, requested_settings(args, row, seed)):
+        return None
+    return collect.from_record(folder, record, args.warmup_iters)
 
 
 def tree_runs(args, rows, inspected):
@@ -466,9 +491,11 @@ def export_results(args, runs):
         return
     for key, seeds in runs.items():
         for seed, run in seeds.items():
-            if run.finished and run.source == 'run.json':
-                results.export_run(run.work_dir, results.run_dir(
-                    args.results, args.benchmark, args.dataset, seed, key))
+            dest = results.run_dir(args.results, args.benchmark, args.dataset, seed, key)
+            # A run reused from the tree (--reuse-results) is already there.
+            if run.finished and run.source == 'run.json' and \
+                    osp.abspath(run.work_dir) != osp.abspath(dest):
+                results.export_run(run.work_dir, dest)
 
 
 def aggregate_results(args, rows, inspected, failures, runs):

@@ -29,8 +29,8 @@ def test_roi_align_on_bfloat16_matches_float32_forward_and_backward():
 
 
 def test_roi_align_float32_features_with_bfloat16_rois():
-    # Under GroupNorm autocast leaves the FPN features in float32 while the proposals are bfloat16;
-    # the kernel reads the RoIs with the features' type, so they must be cast, not reinterpreted.
+    # Features and proposals can reach roi_align in different dtypes; the kernel reads the RoIs
+    # with the features' type, so they must be cast, not reinterpreted.
     feats = torch.arange(1 * 2 * 8 * 8, dtype=torch.float32).reshape(1, 2, 8, 8) / 100
     rois = torch.tensor([[0, 1., 1., 6., 6.], [0, 0., 2., 5., 7.]])
     expected = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)

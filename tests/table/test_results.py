@@ -20,7 +20,7 @@ def request(tmp_path, **kwargs):
                 cfg_options=[], work_dir=str(tmp_path / 'work'), data_root='data/coco',
                 results=str(tmp_path / 'results'), seeds=1, warmup_iters=2, collect_only=False,
                 from_results=True, force=False, launcher='none', gpus=1, python='python',
-                publish=None, rows='retinanet,ap-loss')
+                publish=None, rows='retinanet,ap-loss', reuse_results=False)
     args.update(kwargs)
     args['selected'] = select_rows(args['rows'], args['benchmark'])
     return SimpleNamespace(**args)
@@ -86,3 +86,49 @@ def test_table_from_the_results_tree_alone(tmp_path):
 def test_an_empty_tree_is_an_error_naming_where_it_looked(tmp_path):
     with pytest.raises(SystemExit, match='no run record .*mini-shapes'):
         runs.run_table(request(tmp_path), 'python tools/table1.py --from-results')
+
+
+def test_reuse_results_trains_only_the_seeds_the_tree_lacks(tmp_path, monkeypatch):
+    """--reuse-results: seed 0 in the tree (same settings) is not trained again, seed 1 is; a tree
+    record of other settings is never reused; the table holds both seeds and the tree's seed-0
+    record is left as it was."""
+    args = request(tmp_path, from_results=False, reuse_results=True, seeds=2)
+    for key, ap in (('retinanet', 30.0), ('ap-loss', 33.0)):
+        work = tmp_path / 'published' / key
+        settings = runs.requested_settings(args, get_row(key), 0)
+        if key == 'ap-loss':
+            settings = dict(settings, recipe_version=1)
+        fake_run(work, settings, ap)
+        results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', 0, key))
+    published = osp.join(results.run_dir(args.results, 'mini', 'shapes', 0, 'retinanet'),
+                         'run.json')
+    before = open(published).read()
+    trained = []
+
+    def train(args, row, seed, progress, label, max_iters):
+        trained.append((row.key, seed))
+        fake_run(runs.run_dir(args, row, seed), runs.requested_settings(args, row, seed),
+                 ap=31.0 + seed if row.key == 'retinanet' else 35.0)
+        return 0, 'train_stdout.log', False
+
+    monkeypatch.setattr(runs, 'train_run', train)
+    paths, failures = runs.run_table(args, 'python tools/table1.py --seeds 2 --reuse-results')
+    assert not failures
+    assert sorted(trained) == [('ap-loss', 0), ('ap-loss', 1), ('retinanet', 1)]
+    assert open(published).read() == before
+    table = {r['key']: r for r in json.load(open(paths['json']))['rows']}
+    assert table['retinanet']['seeds'] == 2
+    assert table['retinanet']['ap_mean'] == pytest.approx(31.0)  # 30 (tree) and 32 (trained)
+    exported = read_record(osp.join(results.run_dir(args.results, 'mini', 'shapes', 0, 'ap-loss'),
+                                    'run.json'))
+    assert exported.ap == 35.0 and exported.settings['recipe_version'] != 1
+
+
+def test_reuse_results_refuses_force():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('table1_cli', osp.join(REPO, 'tools',
+                                                                         'table1.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit):
+        cli.parse_args(['--reuse-results', '--force'])
