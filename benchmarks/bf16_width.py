@@ -16,16 +16,18 @@ Run it with nothing else heavy on the machine.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(BENCHMARKS)
+for path in (REPO_ROOT, BENCHMARKS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from step_speed import median_time  # noqa: E402
 
 #: Feature map side of the narrowest width; wider towers get a smaller map, same FLOPs.
 BASE_SIZE = 64
@@ -52,14 +54,7 @@ def median_seconds(model: nn.Module, x: torch.Tensor, autocast: bool, iters: int
             out = model(x)
         out.float().sum().backward()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(step, iters, warmup)
 
 
 def main(argv=None):

@@ -41,7 +41,7 @@ if REPO_ROOT not in sys.path:
 GOALS = {'RetinaNet': 1.3, 'Faster R-CNN': 1.6}
 
 
-def _median_time(fn, iters: int, warmup: int) -> float:
+def median_time(fn, iters: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -104,7 +104,7 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
     def step():
         model.train_step(next(batches), optim_wrapper)
 
-    step_s = _median_time(step, iters, warmup)
+    step_s = median_time(step, iters, warmup)
 
     data = model.data_preprocessor(next(batches), True)
     inputs = data['inputs']
@@ -118,7 +118,7 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
         total.backward()
         model.zero_grad(set_to_none=True)
 
-    net_s = _median_time(network, iters, warmup)
+    net_s = median_time(network, iters, warmup)
     return dict(step=step_s, net=net_s, batch=tuple(inputs.shape))
 
 
