@@ -87,12 +87,23 @@ def load_tree(root: str, benchmark: str, dataset: Optional[str], keys: List[str]
         seed = int(match.group(1))
         for key in keys:
             folder = osp.join(seed_dir, key)
-            record = read_record(osp.join(folder, RUN_FILE))
-            if record is None:
-                continue
-            diff = settings_diff(record.settings, expected(key, seed, record))
+            run, diff = load_run(folder, lambda record: expected(key, seed, record), warmup_iters)
             if diff:
                 stale.append(f'{folder}: ' + '; '.join(diff))
-                continue
-            runs[key][seed] = from_record(folder, record, warmup_iters)
+            elif run is not None:
+                runs[key][seed] = run
     return runs, stale
+
+
+def load_run(folder: str, expected: Callable[[RunRecord], dict],
+             warmup_iters: int) -> Tuple[Optional[RunResult], List[str]]:
+    """The run recorded in ``folder`` of the tree and ``[]`` when its settings are
+    ``expected(record)``; ``(None, differences)`` when they are not, ``(None, [])`` when the
+    folder holds no record."""
+    record = read_record(osp.join(folder, RUN_FILE))
+    if record is None:
+        return None, []
+    diff = settings_diff(record.settings, expected(record))
+    if diff:
+        return None, diff
+    return from_record(folder, record, warmup_iters), []

@@ -88,6 +88,11 @@ def config_delta_keys(row: Row, benchmark: str):
 
 
 # -- runs ----------------------------------------------------------------------------------------
+def request_dataset(args):
+    """The embedded dataset of a mini request; None for COCO."""
+    return args.dataset if args.benchmark == 'mini' else None
+
+
 def bench_dir(args) -> str:
     name = args.benchmark + (f'-{args.dataset}' if args.benchmark == 'mini' else '')
     return osp.join(args.work_dir, name)
@@ -110,9 +115,9 @@ def run_options(args, seed: int):
 def requested_settings(args, row: Row, seed: int, precision: str = None) -> dict:
     """The run settings (:func:`run_settings`) that the run of ``row`` / ``seed`` will have, at
     ``precision`` (default: the request's)."""
-    mini = args.benchmark == 'mini'
-    return dict(_settings(args.benchmark, args.dataset if mini else None,
-                          None if mini else args.data_root, tuple(run_options(args, seed)),
+    return dict(_settings(args.benchmark, request_dataset(args),
+                          None if args.benchmark == 'mini' else args.data_root,
+                          tuple(run_options(args, seed)),
                           precision or args.precision, row.key))
 
 
@@ -328,9 +333,9 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     import mmdet_imbalance  # noqa: F401  (registers the modules the configs name)
 
     rows = args.selected
-    dataset = args.dataset if args.benchmark == 'mini' else None
-    source = (f'every seed in {results.table_dir(args.results, args.benchmark, dataset)}'
-              if args.from_results else f'{args.seeds} seed(s) -> {osp.abspath(bench_dir(args))}')
+    tree = results.table_dir(args.results, args.benchmark, request_dataset(args))
+    source = (f'every seed in {tree}' if args.from_results
+              else f'{args.seeds} seed(s) -> {osp.abspath(bench_dir(args))}')
     print(f'Table 1 ({args.benchmark}{"/" + args.dataset if args.benchmark == "mini" else ""}): '
           f'{len(rows)} row(s), {source}')
     inspected = {}
@@ -401,7 +406,7 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     table = aggregate_results(args, rows, inspected, failures, runs)
     all_runs = [run for res in table.values() for run in res.runs.values() if run.finished]
     meta = dict(
-        benchmark=args.benchmark, dataset=args.dataset if args.benchmark == 'mini' else None,
+        benchmark=args.benchmark, dataset=request_dataset(args),
         seeds=sorted({s for res in table.values() for s, r in res.runs.items() if r.finished}),
         rows=[r.key for r in rows], warmup_iters=args.warmup_iters,
         max_iters=args.max_iters,
@@ -457,14 +462,12 @@ def tree_run(args, row: Row, seed: int):
     """With ``--reuse-results``: the finished run of ``row`` / ``seed`` in the results tree when
     its settings are the requested ones (so adding seeds 1-2 to a published seed 0 trains only
     the new seeds), else None. A record of other settings is never reused."""
-    if not getattr(args, 'reuse_results', False) or args.benchmark != 'mini' or args.max_iters:
+    if not args.reuse_results or args.benchmark != 'mini' or args.max_iters:
         return None
     folder = results.run_dir(args.results, args.benchmark, args.dataset, seed, row.key)
-    record = read_record(osp.join(folder, results.RUN_FILE))
-    if record is None or record.status != 'finished' or settings_diff(
-            record.settings, requested_settings(args, row, seed)):
-        return None
-    return collect.from_record(folder, record, args.warmup_iters)
+    run, _ = results.load_run(folder, lambda record: requested_settings(args, row, seed),
+                              args.warmup_iters)
+    return run if run is not None and run.finished else None
 
 
 def tree_runs(args, rows, inspected):
@@ -474,7 +477,7 @@ def tree_runs(args, rows, inspected):
     def expected(key, seed, record):
         return requested_settings(args, get_row(key), seed, precision=record.precision)
 
-    dataset = args.dataset if args.benchmark == 'mini' else None
+    dataset = request_dataset(args)
     runs, stale = results.load_tree(args.results, args.benchmark, dataset, keys, expected,
                                     args.warmup_iters)
     if not any(runs.values()):
