@@ -9,6 +9,9 @@ For each selected row config, on one machine, in one run:
   RoI head runs on as many fixed RoIs as its sampler keeps per image);
 * **overhead** = step / net, what assigners, losses, data and optimizer add. Goals: <= 1.3 on the
   RetinaNet rows, <= 1.6 on the Faster R-CNN rows;
+* two parts of that overhead on their own: **data**, loading and augmenting one batch in the main
+  process (the mini configs load inline), and **optim**, the optim wrapper's step (gradient
+  clipping and the optimizer update) on the gradients of one backward;
 * **fp32 / bf16**: the speedup of the full step under bfloat16 autocast (CPUs with native bf16);
 * the machine's matrix-product GFLOP/s in fp32 and bf16, so that readers can scale the times.
 
@@ -119,7 +122,13 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
         model.zero_grad(set_to_none=True)
 
     net_s = median_time(network, iters, warmup)
-    return dict(step=step_s, net=net_s, batch=tuple(inputs.shape))
+    data_s = median_time(lambda: next(batches), iters, warmup)
+    with optim_wrapper.optim_context(model):
+        total = sum(o.float().sum() for o in _network_outputs(model, inputs, num_rois))
+    total.backward()
+    # The same gradients applied again and again: the update's cost does not depend on them.
+    optim_s = median_time(optim_wrapper.step, iters, warmup)
+    return dict(step=step_s, net=net_s, data=data_s, optim=optim_s, batch=tuple(inputs.shape))
 
 
 def main(argv=None):
@@ -148,8 +157,8 @@ def main(argv=None):
           f'native bf16: {native_bf16_cpu()}')
     print(f'matrix product 1024^2: fp32 {gemm_gflops(torch.float32):.0f} GFLOP/s, '
           f'bf16 {gemm_gflops(torch.bfloat16):.0f} GFLOP/s')
-    header = (f"{'row':28} {'prec':5} {'step s':>8} {'net s':>8} {'overhead':>9} {'goal':>5} "
-              f"{'fp32/bf16':>9}")
+    header = (f"{'row':28} {'prec':5} {'step s':>8} {'net s':>8} {'overhead':>9} {'goal':>5}    "
+              f"{'data s':>7} {'optim s':>7} {'fp32/bf16':>9}")
     print(header)
     print('-' * len(header))
     for row in rows:
@@ -163,7 +172,8 @@ def main(argv=None):
             overhead = r['step'] / r['net']
             mark = '' if goal is None else (' ok' if overhead <= goal else ' OVER')
             print(f"{row.key:28} {p:5} {r['step']:8.3f} {r['net']:8.3f} {overhead:9.2f} "
-                  f"{goal if goal else '-':>5}{mark:4} {speedup}")
+                  f"{goal if goal else '-':>5}{mark:5} {r['data']:7.3f} {r['optim']:7.3f} "
+                  f"{speedup}")
 
 
 if __name__ == '__main__':

@@ -1,9 +1,9 @@
 """Numeric precision of a run: float32, or bfloat16 autocast where the hardware computes it.
 
 A mini training step is compute-bound (convolutions near the fp32 sgemm peak of a 2-core CPU), so
-the only faster step is a lower-precision one. CPUs with native bfloat16 (AVX512-BF16 or AMX) run
-the network's forward and backward about twice as fast under ``torch.autocast('cpu', bfloat16)``
-(docs/calibration.md). mmengine's ``AmpOptimWrapper`` refuses the CPU, so
+the only faster step is a lower-precision one. Where a CPU computes bfloat16 natively and fast
+(AVX512-BF16 or AMX, its bf16 matrix product measured well above its fp32 one), the step runs
+under ``torch.autocast('cpu', bfloat16)`` (docs/calibration.md). mmengine's ``AmpOptimWrapper`` refuses the CPU, so
 :class:`CPUAutocastOptimWrapper` adds the autocast itself; weights, gradients and the optimizer
 state stay float32, as in any autocast training. Evaluation runs in float32
 (:func:`mmdet_imbalance.config_builder.use_precision` says why).
@@ -12,8 +12,9 @@ mmcv's compiled ``nms`` and ``roi_align`` have no bfloat16 CPU kernels; importin
 installs the float32 fall-back of :mod:`mmdet_imbalance.models.cpu_autocast`, the one place that
 patches mmcv.
 """
+import functools
 from contextlib import contextmanager
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from mmengine.optim import OptimWrapper
@@ -22,6 +23,11 @@ from mmdet.registry import OPTIM_WRAPPERS
 from ..models import cpu_autocast  # noqa: F401  (float32 fall-back of mmcv's box ops)
 
 PRECISIONS = ('auto', 'fp32', 'bf16')
+# ``auto`` takes bf16 on a CPU only when its bf16 matrix product is at least this much faster than
+# its fp32 one. A mini step gains a fraction of the matrix-product speedup (its narrow convolutions
+# gain least, benchmarks/bf16_width.py), and on some CPUs that report AVX512-BF16 the bf16 product
+# is slower than the fp32 one (docs/calibration.md, "Precision on other CPUs").
+BF16_MIN_GEMM_SPEEDUP = 2.0
 
 
 def native_bf16_cpu() -> bool:
@@ -36,10 +42,28 @@ def native_bf16_cpu() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_gemm_gflops() -> Dict[str, float]:
+    """This CPU's measured matrix-product GFLOP/s in fp32 and bf16 (measured once per process)."""
+    from .run_record import gemm_gflops
+    return {'fp32': gemm_gflops(torch.float32), 'bf16': gemm_gflops(torch.bfloat16)}
+
+
+def bf16_pays_off(rates: Optional[Dict[str, float]] = None) -> bool:
+    """True when this CPU computes bfloat16 natively and its bf16 matrix product is at least
+    :data:`BF16_MIN_GEMM_SPEEDUP` times its fp32 one (``rates``: GFLOP/s by precision, measured
+    here when not given)."""
+    if not native_bf16_cpu():
+        return False
+    rates = rates or cpu_gemm_gflops()
+    return rates['bf16'] >= BF16_MIN_GEMM_SPEEDUP * rates['fp32']
+
+
 def resolve_precision(precision: str, device: Optional[str] = None) -> str:
     """``'fp32'`` or ``'bf16'`` for a requested precision on ``device`` (default: this machine's).
 
-    ``auto`` is bf16 on CUDA and on CPUs with native bfloat16, fp32 elsewhere.
+    ``auto`` is bf16 on CUDA with bf16 support and on CPUs where bf16 pays off
+    (:func:`bf16_pays_off`), fp32 elsewhere.
     """
     if precision not in PRECISIONS:
         raise ValueError(f'--precision {precision!r}: choose one of {PRECISIONS}')
@@ -48,7 +72,7 @@ def resolve_precision(precision: str, device: Optional[str] = None) -> str:
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda':
         return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
-    return 'bf16' if native_bf16_cpu() else 'fp32'
+    return 'bf16' if bf16_pays_off() else 'fp32'
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -92,7 +92,26 @@ def load_tree(root: str, benchmark: str, dataset: Optional[str], keys: List[str]
                 stale.append(f'{folder}: ' + '; '.join(diff))
             elif run is not None:
                 runs[key][seed] = run
+    check_one_precision(runs, base)
     return runs, stale
+
+
+def check_one_precision(runs: Dict[str, Dict[int, RunResult]], where: str) -> None:
+    """Refuse runs of more than one precision in one table: a row's mean would mix them, and a
+    ΔAP would pair a bf16 run with an fp32 baseline (bf16 costs about 1 AP on its own,
+    docs/calibration.md). Machines resolve ``--precision auto`` differently, so seeds added on
+    another machine can arrive in another precision."""
+    found: Dict[str, List[str]] = {}
+    for key, seeds in runs.items():
+        for seed, run in sorted(seeds.items()):
+            found.setdefault(str(run.settings.get('precision')), []).append(
+                osp.join(f'seed{seed}', key))
+    if len(found) > 1:
+        listed = '; '.join(f'{precision}: {len(folders)} run(s), e.g. {folders[0]}'
+                           for precision, folders in sorted(found.items()))
+        raise ValueError(f'{where} holds runs of more than one precision ({listed}); a table '
+                         f'compares runs of one precision. Move one precision\'s runs to another '
+                         f'results tree (--results), or retrain them at the other precision.')
 
 
 def load_run(folder: str, expected: Callable[[RunRecord], dict],

@@ -347,6 +347,8 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     runnable = [r for r in rows if inspected[r.key][0] == 'ok']
 
     failures = {}
+    if args.reuse_results and not (args.collect_only or args.from_results):
+        check_tree_precision(args, runnable, inspected)
     if not (args.collect_only or args.from_results):
         todo, conflicts = [], []
         for seed in range(args.seeds):
@@ -470,22 +472,37 @@ def tree_run(args, row: Row, seed: int):
     return run if run is not None and run.finished else None
 
 
-def tree_runs(args, rows, inspected):
-    """{key: {seed: RunResult}} from the results tree, every seed found there."""
+def tree_runs(args, rows, inspected, required: bool = True):
+    """{key: {seed: RunResult}} from the results tree, every seed found there (an error when
+    there is none and ``required``)."""
     keys = [r.key for r in rows if inspected[r.key][0] == 'ok']
 
     def expected(key, seed, record):
         return requested_settings(args, get_row(key), seed, precision=record.precision)
 
     dataset = request_dataset(args)
-    runs, stale = results.load_tree(args.results, args.benchmark, dataset, keys, expected,
-                                    args.warmup_iters)
-    if not any(runs.values()):
+    try:
+        runs, stale = results.load_tree(args.results, args.benchmark, dataset, keys, expected,
+                                        args.warmup_iters)
+    except ValueError as err:
+        raise SystemExit(f'error: {err}')
+    if required and not any(runs.values()):
         raise SystemExit(f'error: no run record of the selected rows under '
                          f'{results.table_dir(args.results, args.benchmark, dataset)}'
                          + (' (left out for other settings: ' + '; '.join(stale) + ')'
                             if stale else ''))
     return runs, stale
+
+
+def check_tree_precision(args, rows, inspected) -> None:
+    """With ``--reuse-results``: refuse to add seeds of another precision than the tree's runs of
+    the same rows, before anything trains (the table could not be built from such a tree)."""
+    runs, _ = tree_runs(args, rows, inspected, required=False)
+    held = {str(run.settings.get('precision')) for seeds in runs.values() for run in seeds.values()}
+    if held and held != {args.precision}:
+        raise SystemExit(f'error: the runs of these rows in {args.results} are {"/".join(held)}, '
+                         f'this request trains {args.precision}; pass --precision '
+                         f'{"/".join(held)} to add seeds to them, or another --results.')
 
 
 def export_results(args, runs):

@@ -17,8 +17,6 @@ _MINI_LR = "every mini row trains with the mini recipe's AdamW lr; the COCO row 
 SCALE_ADAPTATIONS = {
     'ap-loss': {
         'model.bbox_head.gather_across_ranks': 'one process on CPU: there is no rank to gather',
-        'model.test_cfg.score_thr': 'mini recipe v3 evaluates at the baseline 0.05 '
-                                    '(docs/methods/ap-loss.md §8)',
     },
     'sampling-free-retinanet': {
         'model.bbox_head.prior_prob': "the prior is measured on the mini training set ('auto')",

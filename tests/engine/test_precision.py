@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from mmdet_imbalance.engine.precision import native_bf16_cpu, resolve_precision
+from mmdet_imbalance.engine import precision as precision_module
+from mmdet_imbalance.engine.precision import bf16_pays_off, native_bf16_cpu, resolve_precision
 from mmdet_imbalance.engine.run_record import read_record, run_settings
 from mmdet_imbalance.config_builder import build_runner_config
 
@@ -19,9 +20,25 @@ TINY = ['train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=2',
 def test_resolve_precision():
     assert resolve_precision('fp32') == 'fp32' and resolve_precision('bf16') == 'bf16'
     if not torch.cuda.is_available():
-        assert resolve_precision('auto') == ('bf16' if native_bf16_cpu() else 'fp32')
+        assert resolve_precision('auto') == ('bf16' if bf16_pays_off() else 'fp32')
     with pytest.raises(ValueError, match="'fp8'"):
         resolve_precision('fp8')
+
+
+# Matrix-product rates measured on this project's machines (docs/calibration.md): an AMD EPYC whose
+# bf16 product is 4.5x its fp32 one, and an Intel Xeon that reports AVX512-BF16 but whose bf16
+# product runs at half its fp32 rate.
+EPYC, XEON = {'fp32': 202.0, 'bf16': 910.0}, {'fp32': 289.0, 'bf16': 152.0}
+
+
+@pytest.mark.parametrize('native,rates,expected', [
+    (True, EPYC, 'bf16'), (True, XEON, 'fp32'), (False, EPYC, 'fp32'),
+    (True, {'fp32': 100.0, 'bf16': 199.0}, 'fp32'), (True, {'fp32': 100.0, 'bf16': 200.0}, 'bf16')])
+def test_auto_takes_bf16_only_where_its_matrix_product_is_twice_as_fast(monkeypatch, native, rates,
+                                                                        expected):
+    monkeypatch.setattr(precision_module, 'native_bf16_cpu', lambda: native)
+    monkeypatch.setattr(precision_module, 'cpu_gemm_gflops', lambda: rates)
+    assert resolve_precision('auto', device='cpu') == expected
 
 
 def test_native_bf16_agrees_with_torch_capabilities():

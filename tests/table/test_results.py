@@ -132,3 +132,32 @@ def test_reuse_results_refuses_force():
     spec.loader.exec_module(cli)
     with pytest.raises(SystemExit):
         cli.parse_args(['--reuse-results', '--force'])
+
+
+def test_a_tree_of_two_precisions_is_refused_naming_them(tmp_path):
+    """Seeds added on a machine where --precision auto resolves otherwise must not mix into the
+    table: the tree is refused, naming each precision and one of its runs."""
+    args = request(tmp_path)
+    for key, seed, precision in (('retinanet', 0, 'bf16'), ('ap-loss', 0, 'bf16'),
+                                 ('retinanet', 1, 'fp32')):
+        work = tmp_path / 'runs' / f'{key}-{seed}'
+        fake_run(work, runs.requested_settings(args, get_row(key), seed, precision=precision),
+                 ap=30.0)
+        results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', seed, key))
+    with pytest.raises(SystemExit, match=r'bf16: 2 run\(s\), e\.g\. seed0/.*fp32: 1 run\(s\), '
+                                         r'e\.g\. seed1/retinanet'):
+        runs.run_table(args, 'python tools/table1.py --from-results')
+
+
+def test_reuse_results_refuses_seeds_of_another_precision_before_training(tmp_path, monkeypatch):
+    args = request(tmp_path, from_results=False, reuse_results=True, seeds=2, precision='fp32')
+    work = tmp_path / 'published'
+    bf16_args = request(tmp_path)
+    fake_run(work, runs.requested_settings(bf16_args, get_row('retinanet'), 0), ap=30.0)
+    results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', 0, 'retinanet'))
+    trained = []
+    monkeypatch.setattr(runs, 'train_run', lambda *a, **k: trained.append(a))
+    with pytest.raises(SystemExit, match='are bf16, this request trains fp32; pass --precision '
+                                         'bf16'):
+        runs.run_table(args, 'python tools/table1.py --seeds 2 --reuse-results')
+    assert trained == []

@@ -5,4 +5,4 @@
 # configs/scratch/. 16 groups keep at least 2 channels per group in the 32-channel first stage.
 mini_norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)
 # Bumped with every change of the mini recipe: records of another version never mix into a table.
-mini_recipe_version = 3
+mini_recipe_version = 4
