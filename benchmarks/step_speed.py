@@ -15,9 +15,9 @@ For each selected row config, on one machine, in one run:
 * **fp32 / bf16**: the speedup of the full step under bfloat16 autocast (CPUs with native bf16);
 * the machine's matrix-product GFLOP/s in fp32 and bf16, so that readers can scale the times.
 
-Times are medians over ``--iters`` iterations after ``--warmup``; every row runs its steps back to
-back in this one process, so the ratios compare like with like. Run it with nothing else heavy on
-the machine.
+Times are medians over ``--iters`` rounds after ``--warmup``; a round runs one step, one network
+pass and one batch load in turn, so that a drift of the machine's speed weighs on all three alike
+and the ratios compare like with like. Run it with nothing else heavy on the machine.
 
 Usage::
 
@@ -33,7 +33,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import torch
 
@@ -44,15 +44,26 @@ if REPO_ROOT not in sys.path:
 GOALS = {'RetinaNet': 1.3, 'Faster R-CNN': 1.6}
 
 
-def median_time(fn, iters: int, warmup: int) -> float:
+def interleaved_medians(fns: Dict[str, Callable[[], object]], iters: int,
+                        warmup: int) -> Dict[str, float]:
+    """Median seconds of each of ``fns`` over ``iters`` rounds after ``warmup`` ones, a round
+    calling each once in turn: a drift of the machine's speed during the measurement (these
+    machines have noisy neighbours) then weighs on every one of them alike, not on whichever
+    happened to be timed during it."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def median_time(fn, iters: int, warmup: int) -> float:
+    return interleaved_medians({'fn': fn}, iters, warmup)['fn']
 
 
 def _network_outputs(model, inputs: torch.Tensor, num_rois: int) -> List[torch.Tensor]:
@@ -107,8 +118,7 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
     def step():
         model.train_step(next(batches), optim_wrapper)
 
-    step_s = median_time(step, iters, warmup)
-
+    step()  # the first step moves the model to its memory format (channels_last under bf16)
     data = model.data_preprocessor(next(batches), True)
     inputs = data['inputs']
     rcnn = (cfg.model.get('train_cfg') or {}).get('rcnn') or {}
@@ -121,8 +131,9 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
         total.backward()
         model.zero_grad(set_to_none=True)
 
-    net_s = median_time(network, iters, warmup)
-    data_s = median_time(lambda: next(batches), iters, warmup)
+    medians = interleaved_medians(dict(step=step, net=network, data=lambda: next(batches)),
+                                  iters, warmup)
+    step_s, net_s, data_s = medians['step'], medians['net'], medians['data']
     with optim_wrapper.optim_context(model):
         total = sum(o.float().sum() for o in _network_outputs(model, inputs, num_rois))
     total.backward()

@@ -1,8 +1,8 @@
 # shapes: generated circles, squares and triangles (16-56 px) among filled look-alike distractors
 # on cluttered 256 px canvases (mmdet_imbalance/datasets/shapes.py); prepared under data/shapes on
 # first use. The whole canvas is the input (no resize or crop) and flips are the only augmentation:
-# a mini run sees each canvas 2.4 times, too few to overfit, and the photometric changes cost a
-# tenth of a RetinaNet step's time around the network (docs/calibration.md, recipe v4).
+# a mini run sees each canvas 2.4 times, too few to overfit, and photometric changes left AP where
+# it was (docs/calibration.md, recipe v4).
 _base_ = './trees.py'
 
 embedded = 'shapes'

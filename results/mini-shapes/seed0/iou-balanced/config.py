@@ -41,7 +41,7 @@ metainfo = dict(classes=(
     'triangle',
 ))
 mini_norm_cfg = dict(num_groups=16, requires_grad=True, type='GN')
-mini_recipe_version = 3
+mini_recipe_version = 4
 model = dict(
     _scope_='mmdet',
     backbone=dict(
@@ -217,15 +217,15 @@ model = dict(
     type='FasterRCNN')
 optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2),
-    optimizer=dict(lr=0.002, type='AdamW', weight_decay=0.05),
-    type='CPUAutocastOptimWrapper')
+    optimizer=dict(fused=True, lr=0.004, type='AdamW', weight_decay=0.05),
+    type='OptimWrapper')
 param_scheduler = [
-    dict(begin=0, by_epoch=False, end=30, start_factor=0.01, type='LinearLR'),
+    dict(begin=0, by_epoch=False, end=60, start_factor=0.01, type='LinearLR'),
     dict(
         begin=0,
         by_epoch=False,
         end=600,
-        eta_min=2e-05,
+        eta_min=4e-05,
         type='CosineAnnealingLR'),
 ]
 randomness = dict(seed=0)
@@ -313,18 +313,6 @@ train_dataloader = dict(
                     0.25,
                 ],
                 type='RandomFlip'),
-            dict(
-                brightness_delta=24,
-                contrast_range=(
-                    0.8,
-                    1.2,
-                ),
-                hue_delta=8,
-                saturation_range=(
-                    0.8,
-                    1.2,
-                ),
-                type='PhotoMetricDistortion'),
             dict(type='PackDetInputs'),
         ],
         type='EmbeddedCocoDataset'),
@@ -344,18 +332,6 @@ train_pipeline = [
             0.25,
         ],
         type='RandomFlip'),
-    dict(
-        brightness_delta=24,
-        contrast_range=(
-            0.8,
-            1.2,
-        ),
-        hue_delta=8,
-        saturation_range=(
-            0.8,
-            1.2,
-        ),
-        type='PhotoMetricDistortion'),
     dict(type='PackDetInputs'),
 ]
 val_cfg = dict(type='ValLoop')
