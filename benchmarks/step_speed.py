@@ -124,19 +124,19 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
     rcnn = (cfg.model.get('train_cfg') or {}).get('rcnn') or {}
     num_rois = (rcnn.get('sampler') or {}).get('num', 128)
 
-    def network():
+    def backward():
         with optim_wrapper.optim_context(model):
-            outs = _network_outputs(model, inputs, num_rois)
-            total = sum(o.float().sum() for o in outs)
+            total = sum(o.float().sum() for o in _network_outputs(model, inputs, num_rois))
         total.backward()
+
+    def network():
+        backward()
         model.zero_grad(set_to_none=True)
 
     medians = interleaved_medians(dict(step=step, net=network, data=lambda: next(batches)),
                                   iters, warmup)
     step_s, net_s, data_s = medians['step'], medians['net'], medians['data']
-    with optim_wrapper.optim_context(model):
-        total = sum(o.float().sum() for o in _network_outputs(model, inputs, num_rois))
-    total.backward()
+    backward()
     # The same gradients applied again and again: the update's cost does not depend on them.
     optim_s = median_time(optim_wrapper.step, iters, warmup)
     return dict(step=step_s, net=net_s, data=data_s, optim=optim_s, batch=tuple(inputs.shape))

@@ -3,9 +3,9 @@
 A mini training step is compute-bound (convolutions near the fp32 sgemm peak of a 2-core CPU), so
 the only faster step is a lower-precision one. Where a CPU computes bfloat16 natively and fast
 (AVX512-BF16 or AMX, its bf16 matrix product measured well above its fp32 one), the step runs
-under ``torch.autocast('cpu', bfloat16)`` (docs/calibration.md). mmengine's ``AmpOptimWrapper`` refuses the CPU, so
-:class:`CPUAutocastOptimWrapper` adds the autocast itself; weights, gradients and the optimizer
-state stay float32, as in any autocast training. Evaluation runs in float32
+under ``torch.autocast('cpu', bfloat16)`` (docs/calibration.md). mmengine's ``AmpOptimWrapper``
+refuses the CPU, so :class:`CPUAutocastOptimWrapper` adds the autocast itself; weights, gradients
+and the optimizer state stay float32, as in any autocast training. Evaluation runs in float32
 (:func:`mmdet_imbalance.config_builder.use_precision` says why).
 
 mmcv's compiled ``nms`` and ``roi_align`` have no bfloat16 CPU kernels; importing this module

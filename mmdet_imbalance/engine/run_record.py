@@ -158,7 +158,7 @@ def environment() -> Dict[str, object]:
     import torch
 
     from mmdet_imbalance.version import __version__
-    from .precision import native_bf16_cpu
+    from .precision import cpu_gemm_gflops, native_bf16_cpu
     cuda = torch.cuda.is_available()
     return dict(
         host=platform.node(),
@@ -166,9 +166,10 @@ def environment() -> Dict[str, object]:
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
         native_bf16=native_bf16_cpu(),
+        # The rates --precision auto chose by (measured once per process), so that the record
+        # shows why a run is bf16 or fp32.
         gemm_gflops=None if cuda else {
-            'fp32': round(gemm_gflops(torch.float32), 1),
-            'bf16': round(gemm_gflops(torch.bfloat16), 1)},
+            dtype: round(rate, 1) for dtype, rate in cpu_gemm_gflops().items()},
         gpu=torch.cuda.get_device_name(0) if cuda else None,
         python=platform.python_version(),
         packages=dict(torch=torch.__version__, mmcv=mmcv.__version__, mmdet=mmdet.__version__,

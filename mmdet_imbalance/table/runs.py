@@ -347,9 +347,9 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     runnable = [r for r in rows if inspected[r.key][0] == 'ok']
 
     failures = {}
-    if args.reuse_results and not (args.collect_only or args.from_results):
-        check_tree_precision(args, runnable, inspected)
     if not (args.collect_only or args.from_results):
+        if args.reuse_results:
+            check_tree_precision(args, runnable, inspected)
         todo, conflicts = [], []
         for seed in range(args.seeds):
             for row in runnable:
