@@ -12,7 +12,7 @@ ROOT = osp.dirname(osp.abspath(__file__))
 PACKAGE = 'mmdet_imbalance'
 # What OpenMMLab packages carry in <package>/.mim/: mim finds the model index and the tools there,
 # and mmengine resolves 'mmdet_imbalance::' config bases under .mim/configs.
-MIM_ENTRIES = ('configs', 'tools', 'model-index.yml')
+MIM_ENTRIES = ('configs', 'tools', 'checkpoints', 'model-index.yml')
 
 
 def _remove(path):

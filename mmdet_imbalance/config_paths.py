@@ -20,7 +20,7 @@ PACKAGE = 'mmdet_imbalance'
 PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 MIM_DIR = osp.join(PACKAGE_DIR, '.mim')
 #: The entries ``setup.py`` puts into ``.mim/`` (the names mim and mmengine look for).
-MIM_ENTRIES = ('configs', 'tools', 'model-index.yml')
+MIM_ENTRIES = ('configs', 'tools', 'checkpoints', 'model-index.yml')
 
 
 def checkout_root() -> Optional[str]:

@@ -18,7 +18,7 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SOURCE_ENTRIES = ('setup.py', 'setup.cfg', 'MANIFEST.in', 'README.md', 'model-index.yml',
-                  'mmdet_imbalance', 'configs', 'tools')
+                  'mmdet_imbalance', 'configs', 'tools', 'checkpoints')
 USER_CONFIG = "_base_ = 'mmdet_imbalance::mini/retinanet_mini_ap-loss.py'\n"
 CHECK_SCOPE = """
 import mmdet_imbalance

@@ -2,9 +2,9 @@
 # The backbone, neck, data and schedule are retinanet_mini.py's; the RetinaNet head, assigner and
 # test NMS are replaced by mmdet's stock ATSS ones (configs/table1/atss_r50_fpn_1x_coco.py:
 # ATSSHead with FocalLoss gamma 2 alpha 0.25, GIoU x 2 on decoded boxes, centerness, 1 anchor of
-# 8 strides per location, ATSSAssigner topk 9, test NMS 0.6), with 64 channels, 2 convs per tower
-# and the mini recipe's GroupNorm like the mini RetinaNet. The neck keeps RetinaNet's extra levels
-# (convs on the C5 input) instead of ATSS's P5 output convs.
+# 8 strides per location, ATSSAssigner topk 9, test NMS 0.6, GroupNorm towers as the head's stock
+# default), with 64 channels and 2 convs per tower like the mini RetinaNet. The neck keeps
+# RetinaNet's extra levels (convs on the C5 input) instead of ATSS's P5 output convs.
 _base_ = './retinanet_mini.py'
 
 model = dict(
@@ -16,7 +16,6 @@ model = dict(
         in_channels=64,
         stacked_convs=2,
         feat_channels=64,
-        norm_cfg={{_base_.mini_norm_cfg}},
         anchor_generator=dict(
             type='AnchorGenerator',
             ratios=[1.0],

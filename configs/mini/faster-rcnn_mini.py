@@ -1,8 +1,8 @@
 # Table 1 baseline "Biased Sampling / Faster R-CNN" at CPU scale. The model is mmdet's stock Faster
 # R-CNN (faster-rcnn_r50_fpn.py: RPN RandomSampler 256 at 1:1, RoI RandomSampler at 1:3,
-# MaxIoUAssigners 0.7/0.3 and 0.5/0.5, CE + L1, test score_thr 0.05 / NMS 0.5 / 100 dets), only
-# narrower: a half-width ResNet-18 trained from scratch and a 64-channel FPN, both with GroupNorm
-# (_base_/recipe_mini.py), and a 256-d two-fc box head (fully connected, so no norm).
+# MaxIoUAssigners 0.7/0.3 and 0.5/0.5, CE + L1, test score_thr 0.05 / NMS 0.5 / 100 dets,
+# frozen-BN backbone, no norm in FPN and heads), only narrower: the pretrained half-width ResNet-18
+# of the mini recipe (_base_/recipe_mini.py), a 64-channel FPN and a 256-d two-fc box head.
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     './_base_/datasets/shapes.py',
@@ -18,10 +18,8 @@ _base_ = [
 # iteration, and Sampling-Free's RoI head, which keeps every proposal, three times more.
 model = dict(
     data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'),
-    backbone=dict(depth=18, base_channels=32, frozen_stages=-1, norm_cfg={{_base_.mini_norm_cfg}},
-                  norm_eval=False, init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64,
-              norm_cfg={{_base_.mini_norm_cfg}}),
+    backbone={{_base_.mini_backbone}},
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),

@@ -16,7 +16,6 @@ model = dict(
         stacked_convs=2,
         feat_channels=64,
         strides=[8, 16, 32, 64, 128],
-        norm_cfg={{_base_.mini_norm_cfg}},
         loss_cls=dict(
             type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
@@ -29,3 +28,5 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=100))
+# The stock FCOS config clips gradients at max_norm 35; the RetinaNet-based mini recipe does not.
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -2,8 +2,8 @@
 # neck, data and schedule are retinanet_mini.py's; the head, assigner and test NMS are mmdet's stock
 # GFL ones (configs/table1/gfl_r50_fpn_1x_coco.py: GFLHead with QualityFocalLoss beta 2,
 # DistributionFocalLoss x 0.25, reg_max 16, GIoU x 2, 1 anchor of 8 strides per location,
-# ATSSAssigner topk 9, test NMS 0.6), with 64 channels, 2 convs per tower and the mini recipe's
-# GroupNorm, as configs/mini/atss_mini.py, the row it is compared with.
+# ATSSAssigner topk 9, test NMS 0.6, GroupNorm towers as the head's stock default), with 64
+# channels and 2 convs per tower, as configs/mini/atss_mini.py, the row it is compared with.
 _base_ = './retinanet_mini.py'
 
 model = dict(
@@ -15,7 +15,6 @@ model = dict(
         in_channels=64,
         stacked_convs=2,
         feat_channels=64,
-        norm_cfg={{_base_.mini_norm_cfg}},
         anchor_generator=dict(
             type='AnchorGenerator',
             ratios=[1.0],

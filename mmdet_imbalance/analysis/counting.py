@@ -127,11 +127,17 @@ def count_roi_candidates(model, cfg: Config, dataset, num_images: Optional[int])
     Runs the backbone and RPN of ``model`` (a trained two-stage detector in eval mode) on the
     training images through the full train pipeline, makes proposals with
     ``train_cfg.rpn_proposal`` and assigns them with the R-CNN assigner, before any sampling.
+    Also counts the images whose foreground candidates fill the sampler's positive slots
+    (``num * pos_fraction``): there a sampler chooses among positives too, which a
+    foreground-background sampler rarely does on COCO (docs/methods/ohem.md).
     """
     from mmengine.dataset import pseudo_collate
     rcnn_cfg = cfg.model.train_cfg.rcnn
-    add_gt = (rcnn_cfg.get('sampler') or {}).get('add_gt_as_proposals', True)
+    sampler = rcnn_cfg.get('sampler') or {}
+    add_gt = sampler.get('add_gt_as_proposals', True)
     counts = _new_counts(model.roi_head.bbox_head.num_classes)
+    pos_slots = sampler.get('num', 0) * sampler.get('pos_fraction', 0) or None
+    counts.update(pos_slots=pos_slots, pos_slots_filled=0)
     total = min(len(dataset), num_images) if num_images else len(dataset)
     for idx in range(total):
         data = model.data_preprocessor(pseudo_collate([dataset[idx]]), False)
@@ -149,7 +155,9 @@ def count_roi_candidates(model, cfg: Config, dataset, num_images: Optional[int])
             counts['images'] += 1
             counts['gt_boxes'] += len(gt)
             counts['gt_ignored_boxes'] += len(ignored)
-            counts['fg'] += int((gt_inds > 0).sum()) + (len(gt) if add_gt else 0)
+            fg = int((gt_inds > 0).sum()) + (len(gt) if add_gt else 0)
+            counts['fg'] += fg
+            counts['pos_slots_filled'] += int(pos_slots is not None and fg >= pos_slots)
             counts['bg'] += int((gt_inds == 0).sum())
             counts['ignored'] += int((gt_inds < 0).sum())
             _add_fg_per_class(counts, gt_inds, gt.labels)

@@ -24,6 +24,14 @@ def _ratio(value) -> str:
     return '-' if value is None else f'{value:,.0f} : 1'
 
 
+def _slots(counts: dict) -> str:
+    """'42 % of 96': the images whose fg candidates fill the RoI sampler's positive slots."""
+    slots = counts.get('pos_slots')
+    if not slots:
+        return '-'
+    return f"{100 * counts['pos_slots_filled'] / max(counts['images'], 1):.0f} % of {slots:g}"
+
+
 #: (header, alignment, cell) of each table column.
 _COLUMNS = (
     ('stage', '---', lambda e: e['label']),
@@ -36,6 +44,7 @@ _COLUMNS = (
     ('C', '---:', lambda e: str(e['num_classes'])),
     ('pi*', '---:', lambda e: _fmt(e['prior'], '.4g')),
     ('bias', '---:', lambda e: _fmt(e['bias'], '.3f')),
+    ('pos slots filled', '---:', lambda e: _slots(e['counts'])),
 )
 
 

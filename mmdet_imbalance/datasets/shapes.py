@@ -137,3 +137,40 @@ def build(out_dir: str, num_train: int = 1000, num_val: int = 500, size: int = 2
             coco_format.add_image(coco, file_name, size, size, boxes, labels)
         result[split] = coco_format.finish(coco, CLASSES)
     return result
+
+
+#: The pretext classes of :func:`build_pretext`: the three object classes, then the two kinds of
+#: negative a detector meets on a shapes canvas.
+PRETEXT_CLASSES = CLASSES + ('distractor', 'background')
+#: The pretext set's default seed. The detection splits use ``seed`` and ``seed + 1`` (0 and 1), so
+#: no pretext crop is ever drawn from the random stream of a detection canvas.
+PRETEXT_SEED = 1000
+
+
+def build_pretext(num: int, size: int = 72, object_size=(16, 56), seed: int = PRETEXT_SEED):
+    """``(images, labels)``: ``num`` crops of ``size`` px (uint8, N x size x size x 3, BGR) and their
+    class indices into :data:`PRETEXT_CLASSES` (int64, balanced in expectation).
+
+    The shapes family's ImageNet analogue, for pretraining the mini backbone
+    (:mod:`mmdet_imbalance.engine.pretrain`): each crop is the detection set's clutter with one
+    object, one filled distractor or nothing, at the objects' scales (16-56 px), and the same
+    occluding lines. Deterministic: the same arguments give byte-identical arrays.
+    """
+    # _place draws sides up to max * sqrt(1.33) and needs a free pixel row beside the widest box.
+    if int(object_size[1] * np.sqrt(1.33)) >= size:
+        raise ValueError(f'object_size {object_size} does not fit a {size} px crop: '
+                         f'size must exceed {int(object_size[1] * np.sqrt(1.33))}')
+    rng = np.random.RandomState(seed)
+    images = np.empty((num, size, size, 3), dtype=np.uint8)
+    labels = rng.randint(0, len(PRETEXT_CLASSES), size=num).astype(np.int64)
+    for index, label in enumerate(labels):
+        canvas = _clutter(rng, size)
+        if label < len(PRETEXT_CLASSES) - 1:
+            box = _place(rng, size, 1, *object_size)[0]
+            if label < len(CLASSES):
+                _draw_object(canvas, rng, int(label), box)
+            else:
+                _draw_distractor(canvas, rng, box)
+        _occlude(canvas, rng, size, rng.randint(0, 3))
+        images[index] = canvas
+    return images, labels

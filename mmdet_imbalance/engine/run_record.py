@@ -34,7 +34,7 @@ SCHEMA = 2
 VOLATILE_KEYS = ('work_dir', 'launcher', 'resume', 'load_from', 'overwrite_work_dir')
 #: The settings that identify a run, in the order a mismatch is reported.
 SETTING_KEYS = ('config_sha256', 'dataset', 'dataset_version', 'recipe_version', 'precision',
-                'max_iters', 'seed')
+                'max_iters', 'seed', 'backbone_sha256')
 
 
 def record_dir(work_dir: str) -> str:
@@ -86,6 +86,17 @@ def _dataset_of(cfg) -> dict:
     return dataset
 
 
+def backbone_sha256(cfg) -> Optional[str]:
+    """The sha256 of the pretrained backbone file a config starts from (``CheckedPretrained``),
+    verified against its name; None for a config without one."""
+    init_cfg = ((cfg.get('model') or {}).get('backbone') or {}).get('init_cfg') or {}
+    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'CheckedPretrained':
+        return None
+    from mmdet_imbalance.models.backbone_init import resolve_checkpoint
+    from mmdet_imbalance.pretrain import verify
+    return verify(resolve_checkpoint(init_cfg['checkpoint']))
+
+
 def run_settings(cfg) -> Dict[str, object]:
     """The settings that identify a run of the merged Runner config ``cfg``."""
     from mmdet_imbalance.datasets.embedded import EMBEDDED
@@ -103,7 +114,8 @@ def run_settings(cfg) -> Dict[str, object]:
         recipe_version=cfg.get('mini_recipe_version'),
         precision=config_precision(cfg),
         max_iters=train_cfg.get('max_iters', train_cfg.get('max_epochs')),
-        seed=(cfg.get('randomness') or {}).get('seed'))
+        seed=(cfg.get('randomness') or {}).get('seed'),
+        backbone_sha256=backbone_sha256(cfg))
 
 
 def settings_diff(recorded: Optional[dict], requested: dict) -> List[str]:

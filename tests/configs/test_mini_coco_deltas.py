@@ -26,9 +26,6 @@ SCALE_ADAPTATIONS = {
         'optim_wrapper.optimizer.lr': _MINI_LR,
         'model.test_cfg.rcnn.score_thr': 'the 0.40 speed setting is tuned on converged COCO scores',
     },
-    'resobj': {
-        'model.bbox_head.cls_prior_prob': 'the released 1/K is an infinite bias on one-class trees',
-    },
     'sampling-free-faster-rcnn': {
         'model.rpn_head.prior_prob': "the RPN prior is measured on the mini training set ('auto')",
     },

@@ -1,8 +1,15 @@
-# The normalisation of the mini recipe, shared by every mini row. Trained from scratch at batch 4,
-# BatchNorm's statistics are too noisy (a RetinaNet's AP spread 9 points between two seeds), so the
-# backbone, the FPN and the convolutional head towers use GroupNorm, the from-scratch recipe of He,
-# Girshick and Dollar, "Rethinking ImageNet Pre-training" (ICCV 2019), that mmdet ships as
-# configs/scratch/. 16 groups keep at least 2 channels per group in the 32-channel first stage.
-mini_norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)
+# The mini backbone, shared by every mini row: mmdet's ResNet at depth 18 and half width (32 base
+# channels), pretrained with BatchNorm on the shapes pretext task (tools/pretrain_backbone.py;
+# docs/calibration.md, "The pretrained backbone"), the stand-in for the ImageNet-pretrained
+# ResNet-50 of every COCO row. Everything else about it is the stock regime of the COCO rows,
+# inherited from the mmdet bases: BatchNorm frozen (norm_eval=True), stem and first stage frozen
+# (frozen_stages=1); FPN, RetinaNet and RPN heads have no norm. The file name carries the first 8
+# hex digits of its sha256, which 'CheckedPretrained' checks before loading
+# (mmdet_imbalance/models/backbone_init.py).
+mini_pretrained = 'checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth'
+mini_backbone = dict(
+    depth=18,
+    base_channels=32,
+    init_cfg=dict(type='CheckedPretrained', checkpoint=mini_pretrained, prefix='backbone.'))
 # Bumped with every change of the mini recipe: records of another version never mix into a table.
-mini_recipe_version = 4
+mini_recipe_version = 5

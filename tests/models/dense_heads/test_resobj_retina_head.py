@@ -243,8 +243,6 @@ def test_bad_arguments(coco_model_cfg):
         tiny_head(coco_model_cfg, num_stages=1.5)
     with pytest.raises(ValueError, match='obj_prior_prob'):
         tiny_head(coco_model_cfg, obj_prior_prob=0.0)
-    with pytest.raises(ValueError, match='num_classes'):
-        ResObjRetinaHead(num_classes=1, in_channels=8)
     with pytest.raises(TypeError, match='loss_cls'):
         tiny_head(coco_model_cfg, loss_cls=dict(type='FocalLoss', use_sigmoid=True))
     head = tiny_head(coco_model_cfg)
@@ -293,3 +291,20 @@ def test_mini_row_with_two_residual_stages_trains(repo_root):
     train_step(model, batch, optimizer)
     assert all(not torch.equal(b, s.weight) for b, s in zip(before, head.retina_obj)), \
         'every residual stage must receive gradient'
+
+
+@pytest.mark.parametrize('num_classes, expected_prior', [(3, 1 / 3), (80, 1 / 80), (1, 0.99)])
+def test_class_prior_is_one_over_k_with_the_single_class_stand_in(num_classes, expected_prior):
+    # The released code initialises the class logits at prior 1/K; on a one-class set 1/1 would
+    # be an infinite bias, so the head takes single_class_prior (0.99) there.
+    head = ResObjRetinaHead(num_classes=num_classes, in_channels=8, feat_channels=8,
+                            stacked_convs=1)
+    head.init_weights()
+    bias = head.retina_cls.bias
+    assert torch.allclose(torch.sigmoid(bias), torch.full_like(bias, expected_prior), atol=1e-6)
+
+
+def test_mini_row_uses_the_released_prior_on_shapes(repo_root):
+    from mmdet_imbalance.testing import load_config
+    cfg = load_config(f'{repo_root}/configs/mini/retinanet_mini_resobj.py')
+    assert cfg.model.bbox_head.cls_prior_prob is None and cfg.model.bbox_head.num_classes == 3
