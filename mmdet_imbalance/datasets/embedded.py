@@ -20,23 +20,20 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
-from collections import Counter
 from typing import Optional
 
 from mmdet.registry import DATASETS
-from mmengine.logging import print_log
 
 from . import coco_format, shapes, trees
-from .checked_coco import UNDER_1PX, CheckedCocoDataset, drop_reason
+from .checked_coco import CheckedCocoDataset
 
 # Bump a version when its generator's output changes: data of another version is rebuilt.
 EMBEDDED = {
     'trees': dict(build=trees.build, classes=trees.CLASSES, version=1),
-    'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=3),
+    'shapes': dict(build=shapes.build, classes=shapes.CLASSES, version=4),
 }
 SPLITS = ('train', 'val')
 # The manifest key of the files' fingerprint (see ``fingerprint``).
@@ -104,7 +101,16 @@ def fingerprint(root: str) -> dict:
 
 
 def verify(name: str, root: str, manifest: dict) -> dict:
-    """Check ``root``'s files against ``manifest``'s fingerprint; return the manifest."""
+    """Check ``root``'s files against ``manifest``'s fingerprint; return the manifest.
+
+    A manifest without its fingerprint is refused: its files cannot be told apart from edited
+    ones, and recording their hashes now would make an edit look genuine."""
+    if not isinstance(manifest.get(INTEGRITY), dict):
+        raise EmbeddedDataError(
+            f"{os.path.join(root, 'manifest.json')}: has no '{INTEGRITY}' block (the hashes of "
+            'the files it was prepared with; deleted, or written by a version before manifests '
+            'kept them), so an edited file cannot be told from a prepared one. '
+            f'{rebuild_command(name, root)} rebuilds the dataset.')
     recorded, actual = manifest[INTEGRITY], fingerprint(root)
     changed = [os.path.join(root, rel) for rel, digest in recorded['annotations'].items()
                if actual['annotations'].get(rel) != digest]
@@ -118,61 +124,6 @@ def verify(name: str, root: str, manifest: dict) -> dict:
             'damaged). '
             f'{rebuild_command(name, root)} rebuilds the dataset, overwriting any edit; it is never'
             ' rebuilt silently.')
-    return manifest
-
-
-def _split_problem(root: str, split: str, manifest: dict) -> Optional[str]:
-    """What is wrong with a split prepared before manifests kept hashes, as far as its manifest
-    (counts, classes) and the boxes themselves can tell; None if nothing."""
-    path = ann_file(root, split)
-    try:
-        with open(path) as f:
-            coco = json.load(f)
-        images, anns = coco['images'], coco['annotations']
-        names = [c['name'] for c in sorted(coco['categories'], key=lambda c: c['id'])]
-        cat_ids = {c['id'] for c in coco['categories']}
-        size = {i['id']: (i['width'], i['height']) for i in images}
-        missing = [i['file_name'] for i in images
-                   if not os.path.isfile(os.path.join(root, 'images', i['file_name']))]
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        return f'not a COCO annotation file ({type(err).__name__}: {err})'
-    record = manifest.get(split) or {}
-    if (len(images), len(anns)) != (record.get('images'), record.get('boxes')):
-        return (f"{len(images)} images and {len(anns)} boxes where the manifest records "
-                f"{record.get('images')} and {record.get('boxes')}")
-    if names != manifest.get('classes'):
-        return f"categories {names} where the manifest records {manifest.get('classes')}"
-    bad = Counter(drop_reason(a, *size.get(a.get('image_id'), (0, 0)), cat_ids, cat_ids)
-                  for a in anns)
-    # Boxes under 1 px can come out of the generator's clipping; mmdet drops them at load time.
-    for fine in (None, UNDER_1PX):
-        bad.pop(fine, None)
-    if bad:
-        return 'boxes that cannot train: ' + ', '.join(f'{n} {r}' for r, n in bad.most_common())
-    if missing:
-        return f"{len(missing)} image files missing from {os.path.join(root, 'images')}"
-    return None
-
-
-def _adopt(name: str, root: str, manifest: dict) -> dict:
-    """Record the fingerprint of data prepared before manifests kept one, once its files pass
-    every check the manifest allows; from then on every use is checked against it. Rebuilding
-    instead would overwrite, in silence, any edit the user made."""
-    for split in SPLITS:
-        problem = _split_problem(root, split, manifest)
-        if problem:
-            raise EmbeddedDataError(
-                f'{ann_file(root, split)}: {problem}. The data was prepared before manifests '
-                f'recorded file hashes, so this cannot be told apart from an edit: '
-                f'{rebuild_command(name, root)} rebuilds the dataset, overwriting the file.')
-    manifest = dict(manifest, **{INTEGRITY: fingerprint(root)})
-    path = os.path.join(root, 'manifest.json')
-    with open(path + '.tmp', 'w') as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(path + '.tmp', path)
-    print_log(f'{root}: recorded the content hashes of its files in {path} (prepared before '
-              'manifests kept them); every later use is checked against them', logger='current',
-              level=logging.INFO)
     return manifest
 
 
@@ -203,16 +154,11 @@ def prepare(name: str, root: Optional[str] = None, force: bool = False) -> dict:
     root = root or os.path.join('data', name)
     root = root.rstrip('/')
     if not force and is_prepared(name, root):
-        manifest = read_manifest(root)
-        if INTEGRITY in manifest:
-            return verify(name, root, manifest)
+        return verify(name, root, read_manifest(root))
     parent = os.path.dirname(os.path.abspath(root))
     with _lock(root):
         if not force and is_prepared(name, root):  # another process finished it meanwhile
-            manifest = read_manifest(root)
-            if INTEGRITY not in manifest:
-                manifest = _adopt(name, root, manifest)
-            return verify(name, root, manifest)
+            return verify(name, root, read_manifest(root))
         tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(root)}-', dir=parent)
         try:
             splits = spec['build'](tmp)

@@ -13,7 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Keys whose run-time plumbing differs by design (paths, hooks lists) are never method settings.
 IGNORED = ('work_dir', 'custom_hooks')
 #: {row key: {delta key: why the mini value differs from the COCO one}}.
-_MINI_LR = "every mini row trains with the mini recipe's AdamW lr; the COCO row keeps the paper's"
+_MINI_LR = ("the mini recipe's AdamW lr scaled by the COCO row's lr ratio to its baseline "
+            '(test_lr_ratio_is_the_coco_rows)')
 SCALE_ADAPTATIONS = {
     'ap-loss': {
         'model.bbox_head.gather_across_ranks': 'one process on CPU: there is no rank to gather',
@@ -48,3 +49,17 @@ def test_mini_and_coco_rows_change_their_baselines_alike(row):
     differing = {k for k in set(mini) | set(coco)
                  if mini.get(k, (None, None))[1] != coco.get(k, (None, None))[1]}
     assert differing == set(allowed), {k: (mini.get(k), coco.get(k)) for k in differing}
+
+
+def _lr(row, benchmark):
+    return load_config(os.path.join(REPO, row.configs[benchmark])).optim_wrapper.optimizer.lr
+
+
+@pytest.mark.parametrize('row', METHOD_ROWS, ids=lambda r: r.key)
+def test_lr_ratio_is_the_coco_rows(row):
+    # A method's own optimiser setting applies on top of the shared recipe: the row keeps the
+    # ratio of its lr to its baseline's that its official COCO config has (RS Loss: 0.8, 0.6).
+    baseline = get_row(row.baseline)
+    coco = _lr(row, 'coco') / _lr(baseline, 'coco')
+    mini = _lr(row, 'mini') / _lr(baseline, 'mini')
+    assert mini == pytest.approx(coco, rel=1e-9)

@@ -13,6 +13,7 @@ from mmdet_imbalance.config_builder import build_runner_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, 'configs/mini/retinanet_mini.py')
+GHM_CONFIG = os.path.join(REPO, 'configs/mini/retinanet_mini_ghm-c.py')
 TINY = ['train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=2',
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2']
 
@@ -49,9 +50,9 @@ def test_native_bf16_agrees_with_torch_capabilities():
 @pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
                                                ('bf16', 'CPUAutocastOptimWrapper')])
 def test_config_switch(precision, wrapper):
-    cfg = build_runner_config(CONFIG, precision=precision, check_files=False)
+    cfg = build_runner_config(GHM_CONFIG, precision=precision, check_files=False)
     assert cfg.optim_wrapper.type == wrapper
-    assert cfg.optim_wrapper.clip_grad == dict(max_norm=10, norm_type=2)  # the recipe's, kept
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)  # the row's own, kept
     assert run_settings(cfg)['precision'] == precision
 
 
