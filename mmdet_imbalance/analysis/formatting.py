@@ -49,6 +49,9 @@ _COLUMNS = (
 
 
 def _table(entries, columns) -> List[str]:
+    # The positive-slot column only means something for the RoI stage's sampler.
+    if not any(entry['counts'].get('pos_slots') for entry in entries):
+        columns = [column for column in columns if column[0] != 'pos slots filled']
     lines = ['| ' + ' | '.join(header for header, _, _ in columns) + ' |',
              '|' + '|'.join(align for _, align, _ in columns) + '|']
     for entry in entries:

@@ -56,3 +56,22 @@ def test_roi_candidates_with_a_checkpoint(toy, tmp_path):
     # the 0.5/0.5 assigner has no ignore band.
     assert counts['fg'] >= 2 and counts['ignored'] == 0 and counts['bg'] > 0
     assert sum(counts['fg_per_class']) == counts['fg'] and min(counts['fg_per_class']) >= 1
+
+
+def test_roi_positive_slots_filled(toy, tmp_path):
+    # The stock R-CNN sampler keeps 512 x 0.25 = 128 positives; a toy image offers a handful of
+    # foreground candidates, so none fills them. With 4 x 0.25 = 1 slot, every image's own GT box
+    # (added as a proposal) fills it.
+    from mmdet.registry import MODELS
+    toy.write_images()
+    cfg = Config.fromfile(toy.faster_config())
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), ckpt)
+    for num, slots, filled in ((512, 128, 0), (4, 1, 2)):
+        cfg.model.train_cfg.rcnn.sampler.num = num
+        path = str(tmp_path / f'faster_{num}.py')
+        cfg.dump(path)
+        counts = get_imbalance_stats(path, stages=['roi_head'], checkpoint=ckpt,
+                                     cache_dir=None)['stages']['roi_head']['counts']
+        assert (counts['pos_slots'], counts['pos_slots_filled']) == (slots, filled)
