@@ -12,10 +12,12 @@ _base_ = [
 ]
 
 # BoxFilterDetDataPreprocessor: the stock one plus the removal of GT boxes under 1 px.
-# Proposal and RoI budgets scale with the image: a 256-400 px input has 1/8 to 1/16 of the pixels
-# of a 1333x800 COCO image, so 300 proposals and 128 sampled RoIs per image (same 1:3 ratio) stand
-# for COCO's 1000 and 512. At COCO's counts the RoIAlign backward alone took a third of each CPU
-# iteration, and Sampling-Free's RoI head, which keeps every proposal, three times more.
+# Proposal and RoI budgets are the stock ones (1000 training proposals, 512 sampled RoIs at 1:3):
+# a trained mini RPN offers about 77 foreground candidates per image, so the 128 positive slots
+# never fill (0 % of images) and the candidates are 12 : 1 background, as after a COCO RPN. The
+# budgets of recipes up to v4 (300 proposals, 128 RoIs) filled the 32 positive slots in every
+# image, so the samplers chose among positives too, which they rarely do on COCO; a mini
+# Faster R-CNN step costs 2.4x more at the stock budgets (docs/calibration.md, "Recipe v5").
 model = dict(
     data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'),
     backbone={{_base_.mini_backbone}},
@@ -23,8 +25,4 @@ model = dict(
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=3)),
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=3)))
