@@ -108,13 +108,13 @@ def case_focal(inputs) -> Callable:
 
 
 def case_ap_loss(inputs) -> Callable:
-    from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import ap_loss_targets
+    from mmdet_imbalance.models.dense_heads.ranking_rows import ranking_targets
     from mmdet_imbalance.models.losses.ap_loss import ap_loss
 
     def run(logits):
         # Target construction is part of the timed work, as one-hot encoding is in FocalLoss.
         num_classes = logits.size(-1)
-        targets = ap_loss_targets(inputs['labels'], inputs['label_weights'], num_classes)
+        targets = ranking_targets(inputs['labels'], inputs['label_weights'], num_classes)
         return ap_loss(logits.reshape(-1, num_classes), targets.reshape(-1, num_classes))
 
     return run
@@ -140,14 +140,14 @@ def _positive_values(inputs, low: float, high: float) -> torch.Tensor:
 
 
 def case_rs_loss(inputs) -> Callable:
-    from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import ap_loss_targets
+    from mmdet_imbalance.models.dense_heads.ranking_rows import ranking_targets
     from mmdet_imbalance.models.losses.rank_sort_loss import rank_sort_loss
     ious = _positive_values(inputs, 0.5, 1.0)
 
     def run(logits):
         # Targets with IoU labels are built in the timed work, as one-hot encoding in FocalLoss.
         num_classes = logits.size(-1)
-        targets = ap_loss_targets(inputs['labels'], inputs['label_weights'],
+        targets = ranking_targets(inputs['labels'], inputs['label_weights'],
                                   num_classes).to(logits.dtype)
         targets[targets == 1] = ious
         ranking, sorting = rank_sort_loss(logits.reshape(-1), targets.reshape(-1))
@@ -157,13 +157,13 @@ def case_rs_loss(inputs) -> Callable:
 
 
 def case_alrp_loss(inputs) -> Callable:
-    from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import ap_loss_targets
+    from mmdet_imbalance.models.dense_heads.ranking_rows import ranking_targets
     from mmdet_imbalance.models.losses.alrp_loss import alrp_loss
     errors = _positive_values(inputs, 0.0, 2.0)
 
     def run(logits):
         num_classes = logits.size(-1)
-        targets = ap_loss_targets(inputs['labels'], inputs['label_weights'], num_classes)
+        targets = ranking_targets(inputs['labels'], inputs['label_weights'], num_classes)
         cls_loss, loc_loss = alrp_loss(logits.reshape(-1), targets.reshape(-1), errors)
         return cls_loss + loc_loss
 

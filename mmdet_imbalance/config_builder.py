@@ -56,6 +56,28 @@ def check_work_dir(work_dir: str) -> str:
     return path
 
 
+def refuse_other_runs(cfg: Config) -> None:
+    """The work-dir guard of ``ImbalanceTableHook``, applied before the Runner exists: mmengine
+    writes its config copy and a log folder into the work dir while the Runner is built, so a run
+    that the hook refuses would already have changed the folder it was refused. Raises
+    RuntimeError naming the work dir and the differing settings, or the process training it."""
+    from mmdet_imbalance.engine.run_record import (WorkDirLock, read_record, run_settings,
+                                                   settings_diff)
+    record = read_record(cfg.work_dir)
+    if record is not None and not cfg.get('overwrite_work_dir', False):
+        diff = settings_diff(record.settings, run_settings(cfg))
+        if diff:
+            raise RuntimeError(f'{cfg.work_dir} holds a {record.status} run of other settings ('
+                               + '; '.join(diff) + '); nothing was written there. Train into '
+                               'another --work-dir, or pass --overwrite to replace it.')
+    # One process per run: ranks of a distributed run start together, and rank 0's hook holds
+    # the lock while the others would check it.
+    if cfg.get('launcher', 'none') == 'none':
+        lock = WorkDirLock(cfg.work_dir)
+        lock.acquire()
+        lock.release()
+
+
 def embedded_data_roots(cfg: Config):
     """Absolute folders of the embedded datasets the config trains and evaluates on (prepared
     there on first use), so that the tools can say where they go."""
@@ -77,7 +99,13 @@ def load_config(path: str) -> Config:
             path = config_paths.resolve(path)
         except FileNotFoundError:
             raise FileNotFoundError(f'config file not found: {path}') from None
-    return Config.fromfile(path)
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        # mmengine's message names no file when the error is in the config itself.
+        where = f', line {err.lineno}' if err.lineno and str(path) not in str(err) else ''
+        raise SyntaxError(f'{path}: syntax errors in config file ({err.msg or err}{where})') \
+            from err
 
 
 def mini_dataset_names():
@@ -270,6 +298,12 @@ def build_runner_config(config: str,
         embedded = _dataset_of(cfg.train_dataloader).get('embedded') \
             if cfg.get('train_dataloader') else None
         cfg.work_dir = osp.join('./work_dirs', f'{stem}_{embedded}' if embedded else stem)
+    if precision == 'auto' and resume:
+        # A resumed run keeps the precision it was started in: ``auto`` measures the machine
+        # again, and near the bf16 threshold two measurements can choose differently.
+        from mmdet_imbalance.engine.run_record import read_record
+        record = read_record(cfg.work_dir)
+        precision = ((record.settings or {}).get('precision') if record else None) or precision
     if precision is not None:
         use_precision(cfg, precision)
     if auto_scale_lr:

@@ -136,3 +136,45 @@ def predict(model, batch: dict):
     model.eval()
     with torch.no_grad():
         return model(**batch, mode='predict')
+
+
+def fake_work_dir(work_dir: str, settings: dict, ap: float, seconds: float = 0.2,
+                  iters: int = 10, memory: float = 500., environment: Optional[dict] = None,
+                  config_name: str = 'retinanet_mini.py', loss: float = 1.0):
+    """A finished run's work dir as ``tools/train.py`` leaves it, for the table and results-tree
+    tests: the hook's record (AP ``ap``, one evaluation at the end), mmengine's text log with the
+    evaluation lines and its ``vis_data/scalars.json`` (a line every 10 iterations, loss falling
+    from ``loss``), and the merged-config copy. Returns the :class:`RunRecord`."""
+    import json
+    import os
+    import os.path as osp
+
+    from mmdet_imbalance.engine.run_record import RunRecord
+    metrics = {'coco/bbox_mAP': round(ap / 100., 4), 'coco/bbox_mAP_50': 0.5}
+    ap = 100. * metrics['coco/bbox_mAP']
+    record = RunRecord(status='finished', config=config_name, settings=settings,
+                       environment=environment or dict(cpu='test CPU', cpu_count=2,
+                                                       torch_threads=2),
+                       iter_times=[1.0, 1.0] + [seconds] * (iters - 2), iter=iters,
+                       max_iters=iters, peak_memory_mb=memory, memory_source='cpu_peak_rss',
+                       evaluations=[dict(iter=iters, epoch=0, metrics=metrics, ap=ap)],
+                       final_metrics=dict(metrics), ap=ap, started=1.0, updated=2.0)
+    record.write(str(work_dir))
+    stamp = osp.join(str(work_dir), '20260101_000000')
+    os.makedirs(osp.join(stamp, 'vis_data'), exist_ok=True)
+    with open(osp.join(stamp, '20260101_000000.log'), 'w') as f:
+        f.write(f'Iter(train) [{iters}/{iters}] loss: {loss}\n'
+                f'bbox_mAP_copypaste: {metrics["coco/bbox_mAP"]:.3f} 0.500\n'
+                f'Iter(val) [2/2]    coco/bbox_mAP: {metrics["coco/bbox_mAP"]:.4f}  '
+                f'imbalance/ap: {ap:.4f}\n')
+    with open(osp.join(stamp, 'vis_data', 'scalars.json'), 'w') as f:
+        for step in range(1, iters + 1):
+            f.write(json.dumps(dict(lr=1e-3, loss=loss / step, loss_cls=0.6 * loss / step,
+                                    time=seconds, iter=step, step=step)) + '\n')
+        f.write(json.dumps({'coco/bbox_mAP': metrics['coco/bbox_mAP'], 'imbalance/ap': ap,
+                            'step': iters}) + '\n')
+    with open(osp.join(str(work_dir), config_name), 'w') as f:
+        f.write('model = dict()\n')
+    # The config copy is written when the run starts, before its record's last update.
+    os.utime(osp.join(str(work_dir), config_name), (1.0, 1.0))
+    return record

@@ -27,6 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.analysis import (DEFAULT_CACHE_DIR, STAGES, doc_sections,  # noqa: E402
                                       format_doc_table, format_table, get_imbalance_stats,
                                       rewrite_doc, train_dataset_cfg)
@@ -55,6 +56,7 @@ def parse_args(argv=None):
                         help='instead of one config: regenerate the marked tables of DOC')
     parser.add_argument('--sections', nargs='+', metavar='NAME',
                         help='with --write-docs: only these sections (default: all)')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if (args.config is None) == (args.write_docs is None):
         parser.error('give either a config or --write-docs DOC')
@@ -67,6 +69,7 @@ def compute(args) -> dict:
     """The statistics of ``args.config`` with the command line's dataset and config options."""
     import mmdet_imbalance  # noqa: F401  (registers modules)
     from mmdet_imbalance.config_builder import load_config, use_mini_dataset
+    from mmdet_imbalance.engine.checkpoint_loading import own_checkpoint_loading
     cfg = load_config(args.config)
     if args.dataset:
         use_mini_dataset(cfg, args.dataset)
@@ -74,10 +77,12 @@ def compute(args) -> dict:
         train_dataset_cfg(cfg).data_root = args.data_root.rstrip('/') + '/'
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    return get_imbalance_stats(
-        cfg, stages=args.stages, checkpoint=args.checkpoint, cache_dir=args.cache_dir,
-        num_images=args.num_images, seed=args.seed, use_cache=not args.no_cache,
-        progress=sys.stdout.isatty(), device=args.device)
+    # --checkpoint names a two-stage run's checkpoint, which mmengine loads (RoI stage).
+    with own_checkpoint_loading():
+        return get_imbalance_stats(
+            cfg, stages=args.stages, checkpoint=args.checkpoint, cache_dir=args.cache_dir,
+            num_images=args.num_images, seed=args.seed, use_cache=not args.no_cache,
+            progress=sys.stdout.isatty(), device=args.device)
 
 
 def write_docs(args) -> dict:
@@ -124,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run(main, 'imbalance_stats.py'))

@@ -14,6 +14,7 @@ import warnings
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.table import metafile  # noqa: E402
 
 
@@ -24,6 +25,7 @@ def main(argv=None):
                         help="the results tree (default: the repository's results/)")
     parser.add_argument('--check', action='store_true',
                         help='write nothing; list the files that differ and exit 1 if any does')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     # mmengine resolves ``mmdet::`` bases through pkg_resources, which warns on every config load.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
@@ -44,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run(main, 'model_index.py'))

@@ -92,3 +92,4 @@ print('[setup] torch %s, mmcv %s (ops ok), mmengine %s, mmdet %s, mmdet_imbalanc
 PY
 echo "$STACK" > "$stamp"
 say "done: activate with 'source $VENV/bin/activate'"
+say "note: 'mim search mmdet_imbalance' needs a regular install ('pip install .'): mim reads site-packages/mmdet_imbalance/.mim/model-index.yml, which an editable install does not create; here the index is model-index.yml"

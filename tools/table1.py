@@ -7,6 +7,7 @@
     python tools/table1.py --seeds 3 --reuse-results         # add seeds 1-2 to results/
     python tools/table1.py --from-results --publish docs/    # the table of results/, every seed
     python tools/table1.py --benchmark coco --data-root data/coco --launcher pytorch --gpus 8
+    python tools/table1.py --rows retinanet --launcher pytorch --gpus 2  # 2 CPU ranks, gloo
 
 A thin CLI over :func:`mmdet_imbalance.table.runs.run_table`, which says what a request trains,
 skips, resumes and refuses. Rows whose config or modules do not exist yet are listed as "not
@@ -23,7 +24,7 @@ import warnings
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmdet_imbalance import config_paths  # noqa: E402
+from mmdet_imbalance import cli, config_paths  # noqa: E402
 from mmdet_imbalance.config_builder import add_precision_argument  # noqa: E402
 from mmdet_imbalance.engine.precision import resolve_precision  # noqa: E402
 from mmdet_imbalance.table import collect, runs  # noqa: E402
@@ -59,7 +60,9 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', default='data/coco',
                         help='COCO 2017 root for --benchmark coco')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--gpus', type=int, default=1, help='GPUs per run (coco)')
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='processes per run with --launcher pytorch/slurm: one per GPU, or '
+                             'CPU ranks over gloo where CUDA is absent (both benchmarks)')
     parser.add_argument('--gpus-per-node', type=int, default=8, help='slurm: GPUs per node')
     parser.add_argument('--partition', help='slurm partition')
     parser.add_argument('--python', default=sys.executable, help='interpreter for the runs')
@@ -79,7 +82,11 @@ def parse_args(argv=None):
                              'the results tree (as tools/model_index.py does)')
     parser.add_argument('--publish', metavar='DIR',
                         help='also copy table1.md and table1.png into DIR (e.g. docs/)')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    if args.publish and osp.exists(args.publish) and not osp.isdir(args.publish):
+        parser.error(f'--publish {args.publish}: a file; --publish takes the folder that gets '
+                     'table1.md and table1.png (e.g. docs/)')
     if args.seeds < 1:
         parser.error(f'--seeds must be >= 1, got {args.seeds}')
     if args.max_iters is not None and args.max_iters < 1:
@@ -120,6 +127,13 @@ def main(argv=None):
     command = 'python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:])
     paths, failures = runs.run_table(args, command)
     print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
+    if args.publish and args.from_results:
+        # The published plot records the records it was drawn from (tests/test_pictures.py).
+        from mmdet_imbalance.table import pictures, results
+        tree = results.table_dir(args.results, args.benchmark, runs.request_dataset(args))
+        pictures.write_inputs(osp.join(args.publish, 'table1.png'), osp.dirname(args.results),
+                              [osp.relpath(tree, osp.dirname(args.results)) + '/seed*/*/run.json'],
+                              command)
     if args.model_index:
         from mmdet_imbalance.table import metafile
         written, _ = metafile.write(REPO_ROOT, args.results)
@@ -129,7 +143,7 @@ def main(argv=None):
 
 if __name__ == '__main__':
     try:
-        sys.exit(main())
+        sys.exit(cli.run(main, 'table1.py'))
     except KeyboardInterrupt:
         print('\ninterrupted. Rerun the same command to continue: finished rows are kept, the '
               'interrupted run resumes from its last checkpoint.')

@@ -17,9 +17,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.config_builder import (CfgOptionsAction, add_precision_argument,  # noqa: E402
                                             build_runner_config, check_work_dir,
-                                            embedded_data_roots)
+                                            embedded_data_roots, refuse_other_runs)
+from mmdet_imbalance.engine.distributed import (exit_when_a_rank_is_lost,  # noqa: E402
+                                                setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -43,6 +46,7 @@ def parse_args(argv=None):
                         help='override config keys, e.g. train_cfg.max_iters=20')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -50,20 +54,32 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.runner import Runner
-    cfg = build_runner_config(
-        args.config, work_dir=args.work_dir, dataset=args.dataset, data_root=args.data_root,
-        cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume,
-        precision=args.precision, overwrite=args.overwrite,
-        auto_scale_lr=args.auto_scale_lr)
-    try:
+    from mmengine.dist import get_rank, get_world_size
+    from mmdet_imbalance.engine.checkpoint_loading import OwnCheckpointRunner
+    with cli.bad_input():
+        cfg = build_runner_config(
+            args.config, work_dir=args.work_dir, dataset=args.dataset, data_root=args.data_root,
+            cfg_options=args.cfg_options, launcher=args.launcher, resume=args.resume,
+            precision=args.precision, overwrite=args.overwrite,
+            auto_scale_lr=args.auto_scale_lr)
         cfg.work_dir = check_work_dir(cfg.work_dir)
-    except OSError as err:
-        raise SystemExit(f'error: {err}')
+        refuse_other_runs(cfg)
     print(f'work dir: {cfg.work_dir}' + ''.join(
         f'; embedded data: {root}' for root in embedded_data_roots(cfg)))
-    Runner.from_cfg(cfg).train()
+    # On a machine without CUDA: the gloo process group and a CPU model wrapper, before the Runner
+    # (mmengine's launchers assume CUDA; mmdet_imbalance/engine/distributed.py).
+    try:
+        if setup_cpu_distributed(cfg) and get_rank() == 0:
+            print(f'no CUDA: {get_world_size()} ranks over gloo on CPU')
+    except (KeyError, ValueError) as err:
+        raise cli.BadInput(err.args[0]) from err
+    with exit_when_a_rank_is_lost():
+        with cli.bad_input():
+            runner = OwnCheckpointRunner.from_cfg(cfg)
+        # Data is read when training starts: bad data is bad input too.
+        with cli.bad_input(cli.DATA_ERRORS):
+            runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run(main, 'train.py', errors=()))

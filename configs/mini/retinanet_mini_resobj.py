@@ -3,7 +3,7 @@
 # 0.001 per stage, class prior 1/K as released: 1/3 on shapes) and ResObjLoss (objectness BCE
 # x1/20, positive-only class BCE x1/10, EMA normaliser), scores sigmoid(obj) * sigmoid(cls) fused
 # before the stock test filtering. On the one-class trees set 1/K would be an infinite bias; the
-# head then takes its single_class_prior 0.99 (docs/methods/resobj.md).
+# head then takes its SINGLE_CLASS_PRIOR 0.99 (docs/methods/resobj.md).
 _base_ = './retinanet_mini.py'
 
 model = dict(

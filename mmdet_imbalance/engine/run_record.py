@@ -30,8 +30,10 @@ RUN_FILE = 'run.json'
 PROGRESS_FILE = 'progress.json'
 LOCK_FILE = '.lock'
 SCHEMA = 2
-#: Config keys that say where and how a run is launched, not what it computes.
-VOLATILE_KEYS = ('work_dir', 'launcher', 'resume', 'load_from', 'overwrite_work_dir')
+#: Config keys that say where and how a run is launched, not what it computes
+#: (``model_wrapper_cfg``: set for a CPU launcher, engine/distributed.py).
+VOLATILE_KEYS = ('work_dir', 'launcher', 'resume', 'load_from', 'overwrite_work_dir',
+                 'model_wrapper_cfg')
 #: The settings that identify a run, in the order a mismatch is reported.
 SETTING_KEYS = ('config_sha256', 'dataset', 'dataset_version', 'recipe_version', 'precision',
                 'max_iters', 'seed', 'backbone_sha256')
@@ -203,6 +205,11 @@ class RunRecord:
     updated: Optional[float] = None
     device: str = 'cpu'
     world_size: int = 1
+    # Whose measurements ``iter_times`` and ``peak_memory_mb`` are when world_size > 1: every
+    # rank waits for the others in DDP's gradient all-reduce, so rank 0's iteration time is the
+    # step's; memory is per process, and the largest one is what each process of the run needs.
+    iter_times_of: str = 'rank 0'
+    peak_memory_of: str = 'max over ranks'
     iter_times: List[float] = field(default_factory=list)
     unsteady_iters: List[int] = field(default_factory=list)
     resumed_at: List[int] = field(default_factory=list)

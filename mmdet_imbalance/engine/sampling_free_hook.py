@@ -11,14 +11,17 @@ mmengine calls ``before_run`` before it initialises the weights (``Runner.train`
 loads a checkpoint (``Runner.val`` / ``Runner.test``), so the bias is initialised from the
 resolved value and the test threshold follows it.
 
-In a distributed run rank 0 computes and writes the cache first; the other ranks then read it.
+In a distributed run rank 0 alone computes (or reads from the cache) the statistics of the whole
+training set and broadcasts them, so every rank initialises the same prior and no rank counts on
+its part of the data; the reference all-reduces its per-rank counts to the same global value
+(docs/methods/sampling-free.md §10).
 Configs with numeric priors need no hook; with it they are left untouched. Outside a runner (tests,
 scripts), :func:`resolve_auto_priors` does the same for a built detector before ``init_weights``.
 """
 from typing import List, Tuple
 
 from mmdet.registry import HOOKS
-from mmengine.dist import barrier, is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -55,11 +58,9 @@ def resolve_auto_priors(model, cfg, cache_dir: str = DEFAULT_CACHE_DIR, seed: in
     if not waiting:
         return {}
     stages = [stage for stage, _ in waiting]
-    if is_main_process():
-        stats = _compute_stats(cfg, stages, cache_dir, seed)
-    barrier()
-    if not is_main_process():
-        stats = _compute_stats(cfg, stages, cache_dir, seed)
+    shared = [_compute_stats(cfg, stages, cache_dir, seed) if is_main_process() else None]
+    broadcast_object_list(shared)
+    stats = shared[0]
     for stage, head in waiting:
         entry = stats['stages'][stage]
         head.apply_imbalance_stats(entry)

@@ -13,6 +13,8 @@ runs (ΔAP, speed ratios, hyper-parameter counts) are computed offline by
 mmengine resets CUDA's peak counter every time it logs, so the hook reads
 ``torch.cuda.max_memory_allocated`` every iteration, before ``LoggerHook`` runs. On CPU it reads the
 process peak RSS, which is per run because the table tool trains every run in its own process.
+In a distributed run only rank 0 takes the lock and writes the files; the record's iteration times
+are rank 0's and its peak memory is the largest process's (``iter_times_of``, ``peak_memory_of``).
 
 The hook also guards the work dir: it takes an exclusive lock for the run's lifetime (a second
 trainer of the same folder fails at once, naming the holder's pid), and it refuses to continue or
@@ -23,14 +25,17 @@ iteration count or config content), unless the config sets ``overwrite_work_dir=
 Resuming (``--resume``) restores the recorded times from the checkpoint, where the hook stores
 them, so a killed run continues its record where the checkpoint left it.
 """
+import os
 import os.path as osp
 import resource
+import signal
 import sys
+import threading
 import time
 from typing import Dict, Optional
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import all_reduce, is_main_process
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
@@ -71,6 +76,7 @@ class ImbalanceTableHook(Hook):
         self._lock: Optional[WorkDirLock] = None
         self._next_unsteady = False
         self._progress_written = 0.
+        self._signal_handlers = {}
 
     # -- set-up -------------------------------------------------------------------------------
     def before_run(self, runner) -> None:
@@ -82,7 +88,9 @@ class ImbalanceTableHook(Hook):
         record.work_dir = osp.abspath(runner.work_dir)
         record.started = time.time()
         record.world_size = runner.world_size
-        if not is_main_process():
+        # A test or a validation alone (tools/test.py, mim test) records nothing and may evaluate
+        # a checkpoint of any finished run, so it neither locks nor guards the work dir.
+        if not is_main_process() or not self._in_training(runner):
             return
         self._lock = WorkDirLock(runner.work_dir)
         self._lock.acquire()
@@ -97,8 +105,10 @@ class ImbalanceTableHook(Hook):
                     '--overwrite (overwrite_work_dir=True) to replace it.')
 
     def after_run(self, runner) -> None:
+        self._restore_signals()
         if self._lock is not None:
             self._lock.release()
+            self._lock = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Restore the measurements of the interrupted run (``--resume``)."""
@@ -123,8 +133,40 @@ class ImbalanceTableHook(Hook):
             peak_memory_mb=record.peak_memory_mb)
 
     def before_train(self, runner) -> None:
+        self._reduce_memory()
         self._write_run(runner, status='running')
         self._write_progress(runner)
+        self._catch_interrupts(runner)
+
+    # -- interrupts ---------------------------------------------------------------------------
+    def _catch_interrupts(self, runner) -> None:
+        """SIGTERM and SIGINT end the run as ``interrupted``: the record keeps the iterations
+        done and their times, the lock is released, and ``--resume`` continues from the last
+        checkpoint. Without this the process died with its record at ``running``."""
+        if not is_main_process() or threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupted(signum, frame):
+            self._restore_signals()
+            self._write_progress(runner)
+            self._write_run(runner, status='interrupted')
+            self.after_run(runner)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            # Terminated: exit now, as SIGTERM's default does. Unwinding and finalizing torch
+            # and mmengine takes CPU seconds, which a process that is told to stop (the table
+            # tool dying, a scheduler) may not get for a long time on a busy machine.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + signum)
+
+        self._signal_handlers = {sig: signal.signal(sig, interrupted)
+                                 for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._signal_handlers.items():
+            signal.signal(sig, handler)
+        self._signal_handlers = {}
 
     # -- per iteration ------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -157,11 +199,20 @@ class ImbalanceTableHook(Hook):
             peak, self.record.memory_source = peak_cpu_rss_mb(), 'cpu_peak_rss'
         self.record.peak_memory_mb = max(self.record.peak_memory_mb, peak)
 
+    def _reduce_memory(self) -> None:
+        """The peak memory of the largest process (``RunRecord.peak_memory_of``). A collective:
+        called only where every rank passes (before and after training, after each evaluation)."""
+        self._update_memory()
+        peak = torch.tensor(self.record.peak_memory_mb, dtype=torch.float64)
+        all_reduce(peak, op='max')
+        self.record.peak_memory_mb = float(peak)
+
     # -- evaluation ---------------------------------------------------------------------------
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
         """Record the evaluation and log its AP."""
         metrics = {k: float(v) for k, v in (metrics or {}).items()
                    if isinstance(v, (int, float))}
+        self._reduce_memory()
         training = self._in_training(runner)
         iteration = runner.iter if training else 0
         ap = evaluated_ap(metrics, runner.cfg)
@@ -182,6 +233,7 @@ class ImbalanceTableHook(Hook):
     def after_train(self, runner) -> None:
         """Close the record: ``finished`` once the last iteration has run."""
         finished = runner.iter >= runner.max_iters
+        self._reduce_memory()
         self._write_progress(runner)
         self._write_run(runner, status='finished' if finished else 'stopped')
         if self.record.ap is not None:

@@ -12,6 +12,10 @@ for the kernel, RoIAlign's output is cast back to the features' dtype (the RoI e
 into a tensor of that dtype) and its incoming gradient up to float32 (autograd casts the returned
 gradient back to the input's dtype). CUDA tensors, where mmcv has half kernels, and float32 inputs
 take the original code path unchanged.
+
+Importing this module changes nothing: :func:`use_float32_box_ops` installs the fall-back, and
+building :class:`~mmdet_imbalance.engine.CPUAutocastOptimWrapper` (the CPU bfloat16 precision)
+calls it, so a float32 run keeps mmcv exactly as installed.
 """
 import functools
 
@@ -75,5 +79,8 @@ def _patch_roi_align() -> None:
     RoIAlignFunction.backward = staticmethod(roi_align_backward)
 
 
-_patch_nms()
-_patch_roi_align()
+def use_float32_box_ops() -> None:
+    """Make mmcv's ``nms`` and ``roi_align`` run in float32 on low-precision CPU inputs and read
+    ``channels_last`` features correctly (module docstring). Idempotent."""
+    _patch_nms()
+    _patch_roi_align()

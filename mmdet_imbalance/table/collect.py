@@ -273,6 +273,7 @@ class RowResult:
     runs: Dict[int, RunResult] = field(default_factory=dict)
     ap: Stat = field(default_factory=lambda: Stat(None, None, 0))
     delta_ap: Stat = field(default_factory=lambda: Stat(None, None, 0))
+    delta_seeds: Tuple[int, ...] = ()  # the seeds whose (row, baseline) pair the ΔAP uses
     delta_noise: Optional[bool] = None
     speed_ratio: Stat = field(default_factory=lambda: Stat(None, None, 0))
     sec_per_iter: Stat = field(default_factory=lambda: Stat(None, None, 0))
@@ -297,7 +298,8 @@ def aggregate(key: str, runs: Dict[int, RunResult],
     result.sec_per_iter = mean_std(r.sec_per_iter for r in finished.values())
     result.peak_memory_mb = mean_std(r.peak_memory_mb for r in finished.values())
     if base_runs is not None:
-        result.delta_ap = mean_std(paired_differences(runs, base_runs, 'ap').values())
+        deltas = paired_differences(runs, base_runs, 'ap')
+        result.delta_ap, result.delta_seeds = mean_std(deltas.values()), tuple(sorted(deltas))
         result.delta_noise = is_noise(result.delta_ap)
         result.speed_ratio = mean_std(paired_ratios(runs, base_runs).values())
         result.memory_ratio = mean_std(paired_ratios(runs, base_runs, 'peak_memory_mb').values())

@@ -10,26 +10,26 @@ code next to the review's, the speed ratio (median steady-state seconds per trai
 over the baseline's; > 1 is slower, shown with the review's arrow), peak memory, and the review's
 AP / ΔAP / speed and the mmdet zoo AP side by side.
 
-The plot puts every row at (training time ratio, AP), with the table's time ratio (row seconds per
-iteration over the baseline's; 1 = as fast as its baseline, right is slower), coloured by the
-review's group, baselines hollow at 1; points that coincide share one label. matplotlib runs
-with the Agg backend so no display is needed.
+The plot (:mod:`.plot`) puts every row at (training time ratio, AP) with its seed spread, next to
+every row's ΔAP with its interval.
 """
 import csv
 import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
+from . import header
 from .collect import RowResult, Stat, speed_arrow, t_interval
-from .rows import GROUPS, Row
+from .plot import write_plot
+from .rows import Row
 
 TABLE_NAME = 'table1'
 CSV_FIELDS = (
-    'key', 'solution', 'group', 'detector', 'baseline', 'status', 'seeds',
-    'ap_mean', 'ap_std', 'delta_ap_mean', 'delta_ap_std', 'delta_ap_ci95_low',
-    'delta_ap_ci95_high', 'delta_ap_noise',
+    'key', 'solution', 'group', 'detector', 'baseline', 'status', 'seeds', 'seed_list',
+    'delta_ap_pairs', 'delta_ap_seeds', 'baseline_missing_seeds', 'ap_mean', 'ap_std',
+    'delta_ap_mean', 'delta_ap_std', 'delta_ap_ci95_low', 'delta_ap_ci95_high', 'delta_ap_noise',
     'speed_ratio_mean', 'speed_ratio_std', 'speed_arrow', 'sec_per_iter', 'peak_memory_mb',
     'memory_ratio', 'hyperparams', 'published_ap', 'published_delta_ap', 'published_params',
     'published_speed', 'published_codebase', 'zoo_ap', 'params_deviation', 'note')
@@ -42,15 +42,19 @@ def _num(x: Optional[float], digits: int = 4) -> Optional[float]:
     return None
 
 
-def record(row: Row, result: RowResult) -> dict:
-    """One row of the table as plain data (what the CSV and JSON hold)."""
+def record(row: Row, result: RowResult, results: Optional[Dict[str, RowResult]] = None) -> dict:
+    """One row of the table as plain data (what the CSV and JSON hold); ``results`` (every
+    row's) gives the seeds its baseline lacks."""
     implemented = result.status != 'not implemented'
     pub = row.published
     interval = t_interval(result.delta_ap)
     return dict(
         key=row.key, solution=row.display_name, group=row.group, detector=row.detector,
         baseline=row.baseline, status=result.status, reason=result.reason,
-        seeds=result.ap.n,
+        seeds=result.ap.n, seed_list=header.row_seeds(result),
+        delta_ap_pairs=None if row.is_baseline else len(result.delta_seeds),
+        delta_ap_seeds=list(result.delta_seeds),
+        baseline_missing_seeds=header.baseline_missing(row, results) if results else [],
         ap_mean=_num(result.ap.mean, 2), ap_std=_num(result.ap.std, 2),
         delta_ap_mean=_num(result.delta_ap.mean, 2), delta_ap_std=_num(result.delta_ap.std, 2),
         delta_ap_ci95_low=_num(interval[0], 2) if interval else None,
@@ -149,8 +153,8 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
     out = [f'# Table 1, regenerated ({meta.get("benchmark", "")}'
            f'{"-" + meta["dataset"] if meta.get("dataset") else ""})', '']
     out.append(f'Command: `{meta.get("command", "")}`  ')
-    out.append(f'Seeds: {_listed(meta.get("seeds"))}; precision: {_listed(meta.get("precision"))}'
-               f'; {_listed(meta.get("versions"))}  ')
+    out.append(header.seeds_line(rows, results))
+    out.append(f'Precision: {_listed(meta.get("precision"))}; {_listed(meta.get("versions"))}  ')
     out.append(f'Machine: {_listed(meta.get("machine"))}; matrix-product GFLOP/s measured at the '
                f'start of each run: {meta.get("gflops", "-")}  ')
     out.append(f'Built {meta.get("date", "")} in {meta.get("wall_time", "")}'
@@ -184,6 +188,9 @@ def render_markdown(rows: Sequence[Row], results: Dict[str, RowResult], meta: di
             out.append(f'- **{row.display_name}**: ours {res.hyperparams}, review '
                        f'{row.published.params if row.published else "-"}. '
                        f'{row.params_deviation}')
+    warned = header.seed_warnings(rows, results)
+    if warned:
+        out += ['', 'ΔAP pairs short of a row\'s seeds:', ''] + [f'- {line}' for line in warned]
     reasons = [(row, res) for row, res in notes if res.reason]
     if reasons:
         out += ['', 'Rows without numbers:', '']
@@ -209,7 +216,8 @@ def write_csv(path: str, records: Sequence[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction='ignore')
         writer.writeheader()
         for rec in records:
-            writer.writerow({k: '' if rec.get(k) is None else rec.get(k) for k in CSV_FIELDS})
+            writer.writerow({k: '' if rec.get(k) is None else ' '.join(map(str, rec[k]))
+                             if isinstance(rec.get(k), list) else rec.get(k) for k in CSV_FIELDS})
 
 
 def write_json(path: str, records: Sequence[dict], meta: dict) -> None:
@@ -218,94 +226,11 @@ def write_json(path: str, records: Sequence[dict], meta: dict) -> None:
                   allow_nan=False)
 
 
-GROUP_STYLE = {
-    'hard sampling': ('tab:blue', 'o'),
-    'soft sampling': ('tab:orange', 's'),
-    'ranking-based loss': ('tab:green', '^'),
-    'unbiased learning': ('tab:red', 'D'),
-    'beyond the review': ('tab:purple', 'P'),
-}
-
-
-def _coinciding(points, tolerance: Tuple[float, float] = (0.02, 0.6)):
-    """Group (x, y, name) points closer than ``tolerance`` in x and y: {(x, y): [names]}."""
-    groups: Dict[Tuple[float, float], List[str]] = {}
-    for x, y, name in points:
-        for gx, gy in groups:
-            if abs(gx - x) <= tolerance[0] and abs(gy - y) <= tolerance[1]:
-                groups[(gx, gy)].append(name)
-                break
-        else:
-            groups[(x, y)] = [name]
-    return groups
-
-
-def write_plot(path: str, rows: Sequence[Row], results: Dict[str, RowResult], meta: dict) -> int:
-    """AP against relative training speed, one point per row with numbers; returns the number of
-    points drawn."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    drawn = 0
-    used_groups = set()
-    points = []
-    for row in rows:
-        res = results[row.key]
-        if res.ap.mean is None:
-            continue
-        if row.is_baseline:
-            ratio, ratio_err = 1.0, None
-        elif res.speed_ratio.mean:
-            ratio, ratio_err = res.speed_ratio.mean, res.speed_ratio.std
-        else:
-            continue
-        color, marker = GROUP_STYLE.get(row.group, ('black', 'x'))
-        ax.errorbar(ratio, res.ap.mean, xerr=ratio_err, yerr=res.ap.std, fmt=marker, color=color,
-                    markersize=9 if row.is_baseline else 7,
-                    markerfacecolor='white' if row.is_baseline else color, capsize=3,
-                    label=row.group if row.group not in used_groups else None)
-        used_groups.add(row.group)
-        points.append((ratio, res.ap.mean, row.display_name))
-        drawn += 1
-    for (x, y), names in _coinciding(points).items():
-        # Points that (nearly) coincide share one label, one name per line.
-        ax.annotate('\n'.join(names), (x, y), textcoords='offset points', xytext=(6, 4),
-                    fontsize=8, va='bottom')
-    ax.axvline(1.0, color='grey', lw=0.8, ls='--')
-    ax.margins(x=0.2, y=0.15)
-    ax.set_xlabel('training time ratio (row s/iter ÷ baseline s/iter; > 1 is slower), as in '
-                  'the table')
-    ax.set_ylabel('AP (coco/bbox_mAP x 100)')
-    bench = meta.get('benchmark', '')
-    if meta.get('dataset'):
-        bench += f' / {meta["dataset"]}'
-    seeds = meta.get('seeds', [0])
-    seeds = len(seeds) if isinstance(seeds, (list, tuple)) else seeds
-    ax.set_title(f'Table 1 regenerated: AP vs training time ({bench}, up to {seeds} seed(s), '
-                 f'{"/".join(meta.get("precision") or [])}); hollow = baseline', fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    order = [labels.index(g) for g in GROUPS if g in labels]
-    if order:
-        ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,
-                  loc='best')
-    missing = [row.display_name for row in rows if results[row.key].ap.mean is None]
-    if missing:
-        fig.text(0.01, 0.01, 'no number: ' + ', '.join(missing), fontsize=7, color='grey',
-                 wrap=True)
-    ax.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
-    fig.savefig(path)
-    plt.close(fig)
-    return drawn
-
-
 def write_all(out_dir: str, rows: Sequence[Row], results: Dict[str, RowResult],
               meta: dict) -> Dict[str, str]:
     """Write md, csv, json and png into ``out_dir``; returns {'md': path, ...}."""
     os.makedirs(out_dir, exist_ok=True)
-    records = [record(row, results[row.key]) for row in rows]
+    records = [record(row, results[row.key], results) for row in rows]
     paths = {ext: osp.join(out_dir, f'{TABLE_NAME}.{ext}') for ext in ('md', 'csv', 'json', 'png')}
     with open(paths['md'], 'w') as f:
         f.write(render_markdown(rows, results, meta))

@@ -11,11 +11,11 @@ results tree holds with the requested settings is taken from there instead of tr
 docs/table1-method.md.
 """
 import argparse
+import copy
 import functools
 import math
 import os
 import os.path as osp
-import platform
 import re
 import shlex
 import shutil
@@ -26,10 +26,10 @@ import time
 from datetime import datetime
 from typing import Dict, Tuple
 
-from mmdet_imbalance.engine.run_record import (cpu_model, read_record, run_settings,
-                                               settings_diff)
+from mmdet_imbalance.engine.run_record import read_record, run_settings, settings_diff
 from mmdet_imbalance import config_paths
-from . import collect, report, results
+from . import collect, header, publish, report, results
+from .launch import launch_command
 from .rows import ROWS, Row, get_row
 
 COCO_FILES = ('annotations/instances_train2017.json', 'annotations/instances_val2017.json',
@@ -57,7 +57,7 @@ def check_coco_root(data_root: str) -> None:
 def inspect_row(row: Row, benchmark: str):
     """(status, reason, hyperparam count) of a row: 'not implemented' when its config is missing,
     does not load, or names modules no registry knows."""
-    from mmengine.config import Config
+    from mmdet_imbalance.config_builder import load_config
     from mmdet_imbalance.table.hyperparams import count_hyperparams
     rel = row.config(benchmark)
     try:
@@ -65,9 +65,11 @@ def inspect_row(row: Row, benchmark: str):
     except FileNotFoundError:
         return 'not implemented', f'no config {rel}', None
     try:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         counted = count_hyperparams(row, cfg)
-    except (ImportError, KeyError, TypeError, ValueError, SyntaxError, FileNotFoundError) as err:
+    except (ImportError, KeyError, TypeError, ValueError, FileNotFoundError) as err:
+        # A config that does not parse (SyntaxError) is an error of the request, not a row to
+        # come: it propagates.
         return 'not implemented', f'{rel}: {type(err).__name__}: {err}', None
     return 'ok', '', counted
 
@@ -150,24 +152,16 @@ def train_command(args, row: Row, seed: int, work_dir: str, resume: bool):
     config = config_paths.resolve(row.config(args.benchmark))
     script = osp.join(config_paths.tools_root(), 'train.py')
     options = run_options(args, seed)
-    tail = [config, '--work-dir', work_dir, '--precision', args.precision]
+    tail = [config, '--work-dir', work_dir, '--precision', args.precision,
+            '--launcher', args.launcher]
     if args.benchmark == 'mini':
         tail += ['--dataset', args.dataset]
     else:
-        tail += ['--data-root', args.data_root, '--launcher', args.launcher]
+        tail += ['--data-root', args.data_root]
     if resume:
         tail += ['--resume']
     tail += ['--cfg-options', *options]
-    if args.benchmark == 'coco' and args.launcher == 'pytorch':
-        port = 20000 + (os.getpid() + seed) % 10000
-        return [args.python, '-m', 'torch.distributed.run', f'--nproc_per_node={args.gpus}',
-                f'--master_port={port}', script, *tail]
-    if args.benchmark == 'coco' and args.launcher == 'slurm':
-        per_node = min(args.gpus, args.gpus_per_node)
-        return ['srun', '-p', args.partition, f'--gres=gpu:{per_node}', f'--ntasks={args.gpus}',
-                f'--ntasks-per-node={per_node}', '--kill-on-bad-exit=1', args.python, '-u',
-                script, *tail]
-    return [args.python, script, *tail]
+    return launch_command(args, script, tail, seed)
 
 
 def has_checkpoint(work_dir: str) -> bool:
@@ -406,6 +400,8 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
     for line in stale:
         print(f'  left out, other settings than the current configs give: {line}')
     table = aggregate_results(args, rows, inspected, failures, runs)
+    for line in header.seed_warnings(rows, table):
+        print(line)
     all_runs = [run for res in table.values() for run in res.runs.values() if run.finished]
     meta = dict(
         benchmark=args.benchmark, dataset=request_dataset(args),
@@ -414,10 +410,11 @@ def run_table(args, command: str) -> Tuple[Dict[str, str], Dict]:
         max_iters=args.max_iters,
         command=command,
         # What the runs themselves recorded: versions, precision and machine of every run.
-        versions=sorted({_versions(run.settings) for run in all_runs}),
+        versions=sorted({header.versions(run.settings) for run in all_runs}),
         precision=sorted({str(run.settings.get('precision')) for run in all_runs}),
-        machine=sorted({_machine(run.environment) for run in all_runs}) or [machine_description()],
-        gflops=_gflops(all_runs),
+        machine=sorted({header.machine(run.environment) for run in all_runs})
+        or [header.machine_description()],
+        gflops=header.gflops(all_runs),
         date=datetime.now().isoformat(timespec='seconds'),
         wall_time=fmt_duration(time.time() - wall_start),
         # From the runs' own records, so a table re-collected with --collect-only still reports
@@ -506,16 +503,15 @@ def check_tree_precision(args, rows, inspected) -> None:
 
 
 def export_results(args, runs):
-    """Copy every finished run into the results tree (mini benchmark; smoke runs excluded)."""
-    if args.benchmark != 'mini' or args.max_iters:
+    """Export every finished mini run where :mod:`.publish` says, and print where it went."""
+    if args.benchmark != 'mini':
         return
-    for key, seeds in runs.items():
-        for seed, run in seeds.items():
-            dest = results.run_dir(args.results, args.benchmark, args.dataset, seed, key)
-            # A run reused from the tree (--reuse-results) is already there.
-            if run.finished and run.source == 'run.json' and \
-                    osp.abspath(run.work_dir) != osp.abspath(dest):
-                results.export_run(run.work_dir, dest)
+    committed = copy.copy(args)
+    committed.cfg_options, committed.max_iters = [], None
+    for line in publish.export_runs(args.results, 'mini', args.dataset, runs, lambda key, seed,
+                                    precision: requested_settings(committed, get_row(key), seed,
+                                                                  precision)):
+        print(line)
 
 
 def aggregate_results(args, rows, inspected, failures, runs):
@@ -537,39 +533,3 @@ def aggregate_results(args, rows, inspected, failures, runs):
             res.reason = 'no finished run under ' + bench_dir(args)
         out[row.key] = res
     return out
-
-
-def _versions(settings: dict) -> str:
-    return (f"dataset {settings.get('dataset')} v{settings.get('dataset_version')}, "
-            f"recipe v{settings.get('recipe_version')}")
-
-
-def _machine(env: dict) -> str:
-    if not env:
-        return 'unknown machine'
-    device = env.get('gpu') or f"CPU ({env.get('cpu_count')} cores, torch threads " \
-                               f"{env.get('torch_threads')})"
-    packages = env.get('packages') or {}
-    return (f"{device}, {env.get('cpu')}, native bf16 {env.get('native_bf16')}, python "
-            f"{env.get('python')}, torch {packages.get('torch')}, mmdet {packages.get('mmdet')}")
-
-
-def _gflops(runs) -> str:
-    """The range of the matrix-product GFLOP/s the runs measured at their start."""
-    out = []
-    for dtype in ('fp32', 'bf16'):
-        values = [run.environment['gemm_gflops'][dtype] for run in runs
-                  if (run.environment.get('gemm_gflops') or {}).get(dtype)]
-        if values:
-            out.append(f'{dtype} {min(values):.0f}-{max(values):.0f}')
-    return ', '.join(out) or '-'
-
-
-def machine_description() -> str:
-    import torch
-    if torch.cuda.is_available():
-        device = f'{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}'
-    else:
-        device = f'CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})'
-    return f'{platform.node()}: {device}, {cpu_model()}, ' \
-           f'python {platform.python_version()}, torch {torch.__version__}'

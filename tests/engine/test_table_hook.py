@@ -173,3 +173,67 @@ def test_recording_the_environment_leaves_the_random_stream_alone():
     torch.manual_seed(7)
     environment()
     assert torch.equal(torch.rand(3), expected)
+
+
+INTERRUPTED = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from test_table_hook import ImbalanceTableHook, Runner, train
+runner = Runner(sys.argv[2], 'configs/mini/retinanet_mini.py', max_iters=10)
+hook = ImbalanceTableHook()
+hook.before_run(runner)
+hook.before_train(runner)
+train(hook, runner, [0.5, 0.4, 0.3])
+try:
+    os.kill(os.getpid(), getattr(signal, sys.argv[3]))
+    train(hook, runner, [0.2] * 5)  # the handler runs before the next iteration
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize('sig,code', [('SIGTERM', 128 + 15), ('SIGINT', 130)])
+def test_an_interrupt_marks_the_record_and_releases_the_lock(tmp_path, sig, code):
+    """Regression: SIGTERM during training left the record at ``status: running``, ``iter: 0``
+    and no iteration times; nothing said the run was interrupted."""
+    work_dir = tmp_path / 'retinanet_mini'
+    proc = subprocess.run([sys.executable, '-c', INTERRUPTED, osp.dirname(__file__),
+                           str(work_dir), sig], capture_output=True, text=True)
+    assert proc.returncode == code, proc.stderr
+    run = read_record(str(work_dir))
+    assert run.status == 'interrupted' and run.iter == 3
+    assert run.iter_times == [0.5, 0.4, 0.3]
+    assert read(osp.join(work_dir, 'imbalance', 'progress.json'))['iter'] == 3
+    lock = ('import sys; from mmdet_imbalance.engine.run_record import WorkDirLock; '
+            'WorkDirLock(sys.argv[1]).acquire()')
+    proc = subprocess.run([sys.executable, '-c', lock, str(work_dir)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    # --resume continues the same run in the same work dir.
+    resumed = ImbalanceTableHook()
+    resumed.before_run(Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=10,
+                              name=f'r{sig}'))
+    resumed.after_run(None)
+
+
+def test_a_test_run_neither_guards_nor_locks_the_work_dir(tmp_path):
+    """Regression: ``tools/test.py`` on the work dir of a bf16 training was refused as 'a
+    finished run of other settings (precision: bf16 -> fp32)'. Testing records nothing, so the
+    hook leaves the work dir to it."""
+    work_dir = tmp_path / 'retinanet_mini'
+    trained = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='t1')
+    trained.cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'  # a bf16 run
+    hook = ImbalanceTableHook()
+    hook.before_run(trained)
+    hook.before_train(trained)
+    train(hook, trained, [0.1], val_at=(1, ))
+    hook.after_train(trained)
+    hook.after_run(trained)
+    tester = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='t2')
+    tester._train_loop = None  # Runner.test() builds no training loop
+    testing = ImbalanceTableHook()
+    testing.before_run(tester)  # no refusal
+    assert testing._lock is None
+    training = Runner(work_dir, 'configs/mini/retinanet_mini.py', max_iters=1, name='t3')
+    with pytest.raises(RuntimeError, match='precision: bf16 -> fp32'):
+        ImbalanceTableHook().before_run(training)

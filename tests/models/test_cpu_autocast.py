@@ -1,8 +1,41 @@
-"""mmcv's nms / roi_align accept bfloat16 CPU inputs and agree with their float32 results."""
+"""mmcv's nms / roi_align accept bfloat16 CPU inputs and agree with their float32 results, once CPU
+bfloat16 is selected; importing the package leaves mmcv as installed."""
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 from mmcv.ops import nms, roi_align
 
-import mmdet_imbalance  # noqa: F401  (applies the float32 path)
+from mmdet_imbalance.models.cpu_autocast import use_float32_box_ops
+
+NO_SIDE_EFFECTS = """
+import os
+import torch
+from mmcv.ops.nms import NMSop
+from mmcv.ops.roi_align import RoIAlignFunction
+import mmdet_imbalance
+from mmdet_imbalance.engine import CPUAutocastOptimWrapper
+mark = '_mmdet_imbalance_fp32_on_cpu'
+assert not getattr(NMSop.forward, mark, False)
+assert not getattr(RoIAlignFunction.forward, mark, False)
+assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
+CPUAutocastOptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+assert getattr(NMSop.forward, mark, False) and getattr(RoIAlignFunction.forward, mark, False)
+"""
+
+
+def test_import_patches_nothing_and_the_bf16_wrapper_patches_mmcv():
+    env = {k: v for k, v in os.environ.items() if k != 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'}
+    proc = subprocess.run([sys.executable, '-c', NO_SIDE_EFFECTS], capture_output=True,
+                          text=True, timeout=300, env=dict(env, PYTHONWARNINGS='ignore'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(autouse=True)
+def _float32_box_ops():
+    use_float32_box_ops()
 
 
 def test_nms_on_bfloat16_matches_float32():

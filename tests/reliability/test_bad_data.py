@@ -101,6 +101,61 @@ def test_misspelled_class_is_reported(tmp_path, log_records):
     assert "1 category not among the dataset's classes" in message and "'square'" in message
 
 
+def _perfect_score(ann_file, checked=True):
+    """``coco/bbox_mAP`` of predictions equal to every box the loader keeps, by ``CocoMetric``
+    as this package installs it (or as mmdet ships it: ``checked=False``)."""
+    import torch
+    from mmdet.evaluation.metrics import CocoMetric
+
+    from mmdet_imbalance.datasets.checked_coco import drop_reason
+    metric = CocoMetric.__new__(CocoMetric)
+    (CocoMetric.__init__ if checked else CocoMetric.__init__.__wrapped__)(
+        metric, ann_file=str(ann_file), metric='bbox')
+    metric.dataset_meta = dict(classes=CLASSES)
+    coco = json.loads(ann_file.read_text())
+    cat_ids = {c['id'] for c in coco['categories']}
+    samples = []
+    for image in coco['images']:
+        kept = [a for a in coco['annotations'] if a['image_id'] == image['id']
+                and drop_reason(a, image['width'], image['height'], cat_ids, cat_ids) is None]
+        samples.append(dict(img_id=image['id'], ori_shape=(image['height'], image['width']),
+                            pred_instances=dict(
+                                bboxes=torch.tensor([[x, y, x + w, y + h] for x, y, w, h in
+                                                     (a['bbox'] for a in kept)]).reshape(-1, 4),
+                                scores=torch.ones(len(kept)),
+                                labels=torch.tensor([a['category_id'] - 1 for a in kept]))))
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)['bbox_mAP']
+
+
+def test_the_evaluation_scores_the_boxes_the_loader_keeps(tmp_path, log_records):
+    """Pins: corrupt boxes of a val file (negative width, NaN, outside the image, unknown
+    ``category_id``) leave the metric's ground truth as they leave the loader's, so perfect
+    predictions of the intact boxes score 1.000, and the warning names the file. Before:
+    ``CocoMetric`` read the raw file and scored them as ground truth no prediction can match
+    (0.980 on ``trees`` val with 4 such boxes)."""
+    intact = [dict(image_id=i, category_id=c, bbox=[5 + 30 * c, 5 + 20 * i, 20, 15])
+              for i in (1, 2) for c in (1, 2, 3)]
+    ann_file = _coco_file(tmp_path / 'val.json', intact + [
+        dict(image_id=1, category_id=1, bbox=[30, 10, -20, 20]),
+        dict(image_id=1, category_id=2, bbox=[float('nan'), 10, 20, 20]),
+        dict(image_id=2, category_id=3, bbox=[150, 10, 20, 20]),
+        dict(image_id=2, category_id=99, bbox=[10, 10, 20, 20])])
+    assert _perfect_score(ann_file, checked=False) < 0.9
+    assert _perfect_score(ann_file) == 1.0
+    message, = [r.getMessage() for r in log_records if r.levelno == logging.WARNING]
+    assert str(ann_file) in message and 'leaves out 4 ground-truth boxes' in message
+
+
+def test_a_clean_file_is_scored_as_pycocotools_scores_it(tmp_path):
+    """A legal COCO box under 1 px stays ground truth, as in the official evaluation: no
+    prediction matches it here, and both metrics give the same AP below 1."""
+    ann_file = _coco_file(tmp_path / 'val.json', [
+        dict(image_id=1, category_id=1, bbox=[10, 10, 20, 20]),
+        dict(image_id=2, category_id=2, bbox=[40, 10, 0.5, 20])])
+    assert _perfect_score(ann_file) == _perfect_score(ann_file, checked=False) < 1.0
+
+
 @pytest.mark.parametrize('content,error', [('', 'JSONDecodeError'),
                                            ('{"images": [], "annotations": [', 'JSONDecodeError'),
                                            ('{"images": [], "annotations": []}', 'categories')])
@@ -170,8 +225,8 @@ def test_changed_image_folder_is_refused(small_shapes):
 
 
 def test_prepare_data_tool_refuses_edited_data(small_shapes, monkeypatch, capsys):
-    """Pins: ``tools/prepare_data.py`` exits 1 with the message instead of printing the manifest's
-    counts and self-AP over an edited file. Before: it printed them and exited 0."""
+    """Pins: ``tools/prepare_data.py`` exits 2 with the message on one line instead of printing the
+    manifest's counts and self-AP over an edited file. Before: it printed them and exited 0."""
     _edit_first_box(small_shapes, split='val', category_id=7)
     spec = importlib.util.spec_from_file_location('prepare_tool',
                                                   os.path.join(REPO, 'tools', 'prepare_data.py'))
@@ -179,11 +234,10 @@ def test_prepare_data_tool_refuses_edited_data(small_shapes, monkeypatch, capsys
     spec.loader.exec_module(tool)
     monkeypatch.setattr('sys.argv', ['prepare_data.py', 'shapes', '--root',
                                      str(small_shapes.parent)])
-    with pytest.raises(SystemExit) as info:
-        tool.main()
-    assert info.value.code == 1
+    assert tool.cli.run(tool.main, 'prepare_data.py') == 2
     err = capsys.readouterr().err
     assert 'instances_val.json' in err and 'prepare_data.py shapes --force' in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _legacy(root):
@@ -195,31 +249,28 @@ def _legacy(root):
     return manifest
 
 
-def test_manifest_without_hashes_is_adopted_once_when_the_files_check(small_shapes):
-    """Pins: data prepared before manifests kept hashes (shapes v3 on the CI machine) is not
-    rebuilt: its files are checked against the manifest's counts and classes and every box, and
-    their hashes are then recorded, so every later use is verified."""
-    before = {p: p.stat().st_mtime_ns for p in small_shapes.rglob('*.png')}
-    legacy = _legacy(small_shapes)
-    manifest = embedded.prepare('shapes', str(small_shapes))
-    assert manifest == dict(legacy, integrity=embedded.fingerprint(str(small_shapes)))
-    assert json.loads((small_shapes / 'manifest.json').read_text()) == manifest
-    assert {p: p.stat().st_mtime_ns for p in small_shapes.rglob('*.png')} == before
-    _edit_first_box(small_shapes, bbox=[1, 1, 30, 30])  # plausible edit: now caught by the hash
-    with pytest.raises(RuntimeError, match='instances_train.json'):
-        embedded.prepare('shapes', str(small_shapes))
-
-
-@pytest.mark.parametrize('change', [dict(bbox=[float('nan'), 10, 20, 20]),
-                                    dict(bbox=[300, 10, 20, 20]), dict(category_id=9)])
-def test_manifest_without_hashes_and_a_corrupted_box_is_refused(small_shapes, change):
-    """Pins: a legacy manifest (no hashes) over a corrupted box (NaN, outside the image, unknown
-    category) is refused, naming the file and the reason. Before: used as it was."""
+@pytest.mark.parametrize('change', [None, dict(bbox=[1, 1, 30, 30]),
+                                    dict(bbox=[float('nan'), 10, 20, 20])],
+                         ids=['untouched', 'plausible edit', 'corrupted box'])
+def test_manifest_without_its_integrity_block_is_refused(small_shapes, change):
+    """Pins: a manifest whose integrity block was deleted is refused, naming it and the rebuild
+    command, and nothing is re-hashed: the files cannot be told apart from edited ones. Before:
+    its files were checked only for counts and box validity, then re-hashed, so a plausible
+    edited box was accepted as genuine from then on."""
     _legacy(small_shapes)
-    edited = _edit_first_box(small_shapes, **change)
-    with pytest.raises(RuntimeError, match=re.escape(str(edited)) + '.*cannot train'):
-        embedded.prepare('shapes', str(small_shapes))
-    assert 'integrity' not in json.loads((small_shapes / 'manifest.json').read_text())
+    if change:
+        _edit_first_box(small_shapes, **change)
+    before = {p: p.read_bytes() for p in small_shapes.rglob('*.json')}
+    command = f'python tools/prepare_data.py shapes --force --root {small_shapes.parent}'
+    for use in (lambda: embedded.prepare('shapes', str(small_shapes)),
+                lambda: _embedded_dataset(small_shapes)):
+        with pytest.raises(RuntimeError, match=re.escape(str(small_shapes / 'manifest.json'))
+                           + ".*has no 'integrity' block") as info:
+            use()
+        assert command in str(info.value)
+    assert {p: p.read_bytes() for p in small_shapes.rglob('*.json')} == before
+    embedded.prepare('shapes', str(small_shapes), force=True)
+    assert 'integrity' in json.loads((small_shapes / 'manifest.json').read_text())
 
 
 def test_malformed_manifest_is_named(small_shapes):
@@ -258,14 +309,15 @@ def _checkpoint(tmp_path, config):
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, tested, capsys):
-    """Pins: ``tools/test.py <RetinaNet config> <Faster R-CNN checkpoint>`` exits 1 before testing,
+    """Pins: ``tools/test.py <RetinaNet config> <Faster R-CNN checkpoint>`` exits 2 before testing,
     naming the missing and unexpected key counts with examples. Before: mmengine loaded it
     non-strictly, warned mid-log, scored random weights (AP 0.000) and exited 0."""
+    from mmdet_imbalance import cli
     ckpt = _checkpoint(tmp_path, 'faster-rcnn_mini.py')
-    with pytest.raises(SystemExit) as info:
-        _test_tool().main([os.path.join(REPO, 'configs', 'mini', 'retinanet_mini.py'), ckpt,
-                           '--work-dir', str(tmp_path / 'wd')])
-    assert info.value.code == 1 and not tested
+    code = cli.run(_test_tool().main, 'test.py', [
+        os.path.join(REPO, 'configs', 'mini', 'retinanet_mini.py'), ckpt, '--work-dir',
+        str(tmp_path / 'wd')], errors=())
+    assert code == 2 and not tested
     err = capsys.readouterr().err
     assert re.search(r'\d+ missing keys \(e\.g\. bbox_head\.', err), err
     assert re.search(r'\d+ unexpected keys \(e\.g\. [a-z_]+\.', err) and ckpt in err

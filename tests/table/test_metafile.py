@@ -6,9 +6,10 @@ import os.path as osp
 import pytest
 import yaml
 
-from mmdet_imbalance.engine.run_record import RUN_FILE, RunRecord, write_json_atomic
+from mmdet_imbalance.engine.run_record import RunRecord
 from mmdet_imbalance.table import metafile, results
 from mmdet_imbalance.table.rows import ROWS, get_row
+from mmdet_imbalance.testing import fake_work_dir
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -55,11 +56,9 @@ def test_mim_reads_the_committed_index():
 
 
 def write_record(root, dataset, seed, key, settings, ap, seconds, memory=600.):
-    record = RunRecord(status='finished', config=f'{key}.py', settings=settings, ap=ap,
-                       iter_times=[1.0, 1.0] + [seconds] * 8, iter=10, max_iters=10,
-                       peak_memory_mb=memory, memory_source='cpu_peak_rss')
-    folder = results.run_dir(str(root), 'mini', dataset, seed, key)
-    write_json_atomic(osp.join(folder, RUN_FILE), record.to_dict())
+    work = osp.join(str(root), os.pardir, 'work', f'{dataset}-{seed}-{key}')
+    fake_work_dir(work, settings, ap, seconds, memory=memory)
+    results.export_run(work, results.run_dir(str(root), 'mini', dataset, seed, key))
 
 
 def test_numbers_are_those_of_the_results_tree(tmp_path, monkeypatch):

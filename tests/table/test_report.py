@@ -94,7 +94,55 @@ def test_rows_without_results_show_no_number(tmp_path):
 
 
 def test_points_that_coincide_share_one_label():
-    from mmdet_imbalance.table.report import _coinciding
+    from mmdet_imbalance.table.plot import _coinciding
     points = [(1.0, 30.0, 'A'), (1.01, 30.3, 'B'), (1.5, 30.0, 'C'), (1.0, 35.0, 'D')]
     assert _coinciding(points) == {(1.0, 30.0): ['A', 'B'], (1.5, 30.0): ['C'],
                                    (1.0, 35.0): ['D']}
+
+
+def crowded():
+    """Eight rows whose points are close but not coinciding: fixed label offsets overlap."""
+    keys = ('retinanet', 'ghm-c', 'ap-loss', 'dr-loss', 'resobj', 'sampling-free-retinanet',
+            'faster-rcnn', 'ohem')
+    base = {'retinanet': runs([50.0, 51.0, 52.0], 0.10),
+            'faster-rcnn': runs([55.5, 56.5, 57.5], 0.10)}
+    out = {}
+    for i, key in enumerate(keys):
+        row = get_row(key)
+        own = base.get(key) or runs([50.3 + 0.15 * i + d for d in (0., 0.8, 1.9)],
+                                    0.10 * (1.03 + 0.025 * i))
+        out[key] = aggregate(key, own, None if row.is_baseline else base[row.baseline])
+    return [get_row(k) for k in keys], out
+
+
+def test_labels_of_nearby_points_do_not_overlap():
+    """Regression: labels were drawn at one fixed offset from their points, so the names of
+    nearby rows were printed over each other."""
+    from mmdet_imbalance.table.plot import _overlap, build_figure
+    rows, res = crowded()
+    fig, labels = build_figure(rows, res, META)
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    assert len(labels) == 8
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # The same labels at the fixed offset they had do overlap: the test can fail.
+    for label in labels:
+        label.xyann = (6, 4)
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    assert any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_every_row_has_its_ap_spread_and_its_delta_interval():
+    from matplotlib.container import ErrorbarContainer
+
+    from mmdet_imbalance.table.plot import build_figure
+    rows, res = crowded()
+    fig, _ = build_figure(rows, res, META)
+    ap_ax, delta_ax = fig.axes
+    bars = [c for c in ap_ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 8 and all(c.has_yerr for c in bars)  # 3 seeds: AP std everywhere
+    names = [t.get_text() for t in delta_ax.get_yticklabels()]
+    assert names == [f'{get_row(k).display_name} (3 seeds)' for k in reversed(
+        ('ghm-c', 'ap-loss', 'dr-loss', 'resobj', 'sampling-free-retinanet', 'ohem'))]
+    deltas = [c for c in delta_ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(deltas) == 6 and all(c.has_xerr for c in deltas)

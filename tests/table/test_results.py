@@ -8,6 +8,7 @@ import pytest
 
 from mmdet_imbalance.engine.run_record import RunRecord, read_record
 from mmdet_imbalance.table import results, runs
+from mmdet_imbalance.testing import fake_work_dir
 from mmdet_imbalance.table.rows import get_row, select_rows
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -26,29 +27,22 @@ def request(tmp_path, **kwargs):
     return SimpleNamespace(**args)
 
 
-def fake_run(work_dir, settings, ap, seconds=0.2):
-    record = RunRecord(status='finished', config='retinanet_mini.py', settings=settings,
-                       environment=dict(cpu='test CPU', cpu_count=2, torch_threads=2),
-                       iter_times=[1.0, 1.0] + [seconds] * 8, ap=ap, iter=10, max_iters=10,
-                       peak_memory_mb=500.)
-    record.write(str(work_dir))
-    os.makedirs(osp.join(work_dir, '20260101_000000'), exist_ok=True)
-    with open(osp.join(work_dir, '20260101_000000', '20260101_000000.log'), 'w') as f:
-        f.write('Iter(train) [10/10] loss: 1.0\nbbox_mAP_copypaste: 0.300 0.5\n')
-    with open(osp.join(work_dir, 'retinanet_mini.py'), 'w') as f:
-        f.write('model = dict()\n')
-    return record
+def fake_run(work_dir, settings, ap, seconds=0.2, **kwargs):
+    return fake_work_dir(str(work_dir), settings, ap, seconds, **kwargs)
 
 
-def test_export_copies_the_record_config_and_eval_lines(tmp_path):
+def test_export_copies_the_record_config_eval_lines_and_curve(tmp_path):
     work = tmp_path / 'run'
     fake_run(work, dict(seed=0, precision='bf16'), ap=30.0)
     dest = results.run_dir(str(tmp_path / 'results'), 'mini', 'shapes', 0, 'retinanet')
     results.export_run(str(work), dest)
-    assert sorted(os.listdir(dest)) == ['config.py', 'eval.log', 'run.json']
+    assert sorted(os.listdir(dest)) == ['config.py', 'eval.log', 'run.json', 'scalars.json']
     copied = read_record(osp.join(dest, 'run.json'))
-    assert copied.ap == 30.0 and copied.work_dir is None and copied.settings['seed'] == 0
-    assert open(osp.join(dest, 'eval.log')).read() == 'bbox_mAP_copypaste: 0.300 0.5\n'
+    assert copied.ap == pytest.approx(30.0) and copied.work_dir is None
+    assert copied.settings['seed'] == 0
+    assert open(osp.join(dest, 'eval.log')).read().splitlines() == [
+        'bbox_mAP_copypaste: 0.300 0.500',
+        'Iter(val) [2/2]    coco/bbox_mAP: 0.3000  imbalance/ap: 30.0000']
     unfinished = tmp_path / 'unfinished'
     RunRecord(status='running').write(str(unfinished))
     with pytest.raises(ValueError, match='no finished run'):
@@ -80,7 +74,8 @@ def test_table_from_the_results_tree_alone(tmp_path):
     assert table['ap-loss']['delta_ap_mean'] == pytest.approx(3.5)  # paired: +3, +4
     assert table['ap-loss']['speed_ratio_mean'] == pytest.approx(1.5)
     md = open(paths['md']).read()
-    assert 'recipe v' in md and 'precision: bf16' in md and 'test CPU' in md
+    assert 'recipe v' in md and 'Precision: bf16' in md and 'test CPU' in md
+    assert 'Seeds per row: 0-1 (retinanet, ap-loss)' in md
 
 
 def test_an_empty_tree_is_an_error_naming_where_it_looked(tmp_path):

@@ -3,16 +3,16 @@
 docs/methods/alrp-loss.md §4. ``RetinaHead`` with ``loss_by_feat`` replaced:
 
 * one :class:`ALRPLoss` call on every (anchor, class) logit of all levels and images, with the
-  {1, 0, -1} targets of ``ap_loss_targets`` (ignored: the 0.4-0.5 IoU band and invalid anchors);
+  {1, 0, -1} targets of ``ranking_targets`` (ignored: the 0.4-0.5 IoU band and invalid anchors);
 * localisation error ``E_i`` of each positive = ``loss_bbox`` (GIoU) of its decoded box, per
   positive; LRP's ``(1 - IoU) / (1 - tau)`` normaliser with GIoU's range [0, 2] and tau = 0.5 is 1;
 * total ``L_cls + SB * L_loc``: the self-balance weight SB starts at ``sb_init`` (50) and, at the
   end of every period, becomes ``(mean L_cls + mean L_loc) / mean L_loc`` over the period's
   iterations (aLRP Sec. 4.2). The reference hard-codes the period (3665 iterations, one COCO
   epoch at batch 32); here it is one epoch of the actual dataloader, set before training by
-  :class:`ALRPSelfBalanceHook`, or an explicit ``sb_period``. SB and the running sums are buffers,
-  so they survive a resume; the update is tensor arithmetic (no host sync). Each process keeps its
-  own SB, as the reference.
+  :class:`~mmdet_imbalance.engine.ALRPSelfBalanceHook`, or an explicit ``sb_period``. SB and the
+  running sums are buffers, so they survive a resume; the update is tensor arithmetic (no host
+  sync). Each process keeps its own SB, as the reference.
 
 Classification outputs are sigmoid-style (``num_classes`` per anchor) whatever ``loss_cls`` says:
 aLRP ranks logits and the scores are ``sigmoid(logit)`` at test time.
@@ -23,10 +23,9 @@ from typing import Optional
 
 import torch
 from mmdet.models.dense_heads import RetinaHead
-from mmdet.registry import HOOKS, MODELS
-from mmengine.hooks import Hook
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from ..losses.alrp_loss import ALRPLoss
@@ -40,17 +39,32 @@ class ALRPLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
     """``RetinaHead`` trained with aLRP Loss over all levels and images, with self-balance.
 
     Args:
+        num_classes (int): number of object classes.
+        in_channels (int): channels of the input feature maps.
         sb_init (float): initial self-balance weight of the localisation component. Paper and
             code: 50 (aLRP Table 4: the effect of this value is small).
         sb_period (int, optional): iterations per self-balance update. None (default): one epoch
-            of the training dataloader, set by :class:`ALRPSelfBalanceHook`.
-        *args, **kwargs: ``RetinaHead``'s; ``loss_cls`` must build an :class:`ALRPLoss`,
-            ``loss_bbox`` a per-box loss on decoded boxes (GIoU, ``reg_decoded_bbox=True``).
+            of the training dataloader, set by
+            :class:`~mmdet_imbalance.engine.ALRPSelfBalanceHook`.
+        reg_decoded_bbox (bool): must be True: the localisation errors are GIoU losses of
+            decoded boxes.
+        loss_cls (dict): must build an :class:`ALRPLoss`; the paper's delta 1.0 by default.
+        loss_bbox (dict): a per-box loss on decoded boxes; the paper's GIoU by default.
+        **kwargs: the rest of ``RetinaHead``'s arguments (anchors, box coder, ``train_cfg``,
+            ...), passed on unchanged.
     """
 
-    def __init__(self, *args, sb_init: float = 50.0, sb_period: Optional[int] = None,
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 sb_init: float = 50.0,
+                 sb_period: Optional[int] = None,
+                 reg_decoded_bbox: bool = True,
+                 loss_cls: ConfigType = dict(type='ALRPLoss', delta=1.0, loss_weight=1.0),
+                 loss_bbox: ConfigType = dict(type='GIoULoss', loss_weight=1.0),
                  **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(num_classes, in_channels, reg_decoded_bbox=reg_decoded_bbox,
+                         loss_cls=loss_cls, loss_bbox=loss_bbox, **kwargs)
         check_ranking_head(self, ALRPLoss)
         sb_init = positive_number('sb_init', sb_init)
         self.sb_period = None
@@ -99,19 +113,3 @@ class ALRPLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
         if rows.pos_rows.numel() == 0:
             return dict(loss_cls=cls_loss, loss_bbox=loc_loss + rows.bbox_pred.sum() * 0)
         return dict(loss_cls=cls_loss, loss_bbox=self._self_balance(cls_loss, loc_loss) * loc_loss)
-
-
-@HOOKS.register_module()
-class ALRPSelfBalanceHook(Hook):
-    """Sets the self-balance period of every aLRP head to one epoch of the training dataloader.
-
-    The reference's period is one COCO epoch at its batch size (docs/methods/alrp-loss.md §4);
-    ``len(runner.train_dataloader)`` is that for any dataset, batch size and number of processes.
-    """
-
-    def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        period = len(runner.train_dataloader)
-        for module in model.modules():
-            if isinstance(module, ALRPLossRetinaHead) and module.sb_period is None:
-                module.set_self_balance_period(period)

@@ -35,12 +35,13 @@ import torch
 import torch.distributed as torch_dist
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
 from mmengine.dist import get_rank, get_world_size
 from torch import Tensor
 
 from ..losses.ap_loss import APLoss
 from .flat_targets import FlatAnchorLossMixin, FlatTargets, flat_bbox_loss
-from .ranking_rows import SigmoidLogitsMixin, ap_loss_targets
+from .ranking_rows import SigmoidLogitsMixin, ranking_targets
 
 
 def gather_for_ranking(logits: Tensor, targets: Tensor) -> Tuple[Tensor, Tensor, int]:
@@ -73,13 +74,22 @@ class APLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
     """``RetinaHead`` whose classification loss is one AP-Loss over all levels and images.
 
     Args:
+        num_classes (int): number of object classes.
+        in_channels (int): channels of the input feature maps.
         gather_across_ranks (bool): rank the logits of all distributed ranks together (global
             batch) instead of the per-GPU batch of the reference. Defaults to False.
-        *args, **kwargs: ``RetinaHead``'s; ``loss_cls`` must build an :class:`APLoss`.
+        loss_cls (dict): must build an :class:`APLoss`; the paper's delta 1.0 by default.
+        **kwargs: the rest of ``RetinaHead``'s arguments (anchors, box coder, ``loss_bbox``,
+            ``train_cfg``, ...), passed on unchanged.
     """
 
-    def __init__(self, *args, gather_across_ranks: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 gather_across_ranks: bool = False,
+                 loss_cls: ConfigType = dict(type='APLoss', delta=1.0, loss_weight=1.0),
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, loss_cls=loss_cls, **kwargs)
         if not isinstance(self.loss_cls, APLoss):
             raise TypeError('APLossRetinaHead needs loss_cls=dict(type=\'APLoss\', ...), got '
                             f'{type(self.loss_cls).__name__}')
@@ -95,7 +105,7 @@ class APLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
             dict: ``loss_cls`` (scalar) and ``loss_bbox`` (scalar).
         """
         logits = flat.cls_score
-        targets = ap_loss_targets(flat.labels, flat.label_weights, self.num_classes)
+        targets = ranking_targets(flat.labels, flat.label_weights, self.num_classes)
         world_size = 1
         if self.gather_across_ranks:
             logits, targets, world_size = gather_for_ranking(logits, targets)

@@ -25,6 +25,7 @@ Decisions:
 """
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
 
 from .flat_targets import FlatAnchorLossMixin, FlatTargets, flat_bbox_loss
 
@@ -33,14 +34,25 @@ from .flat_targets import FlatAnchorLossMixin, FlatTargets, flat_bbox_loss
 class DRLossRetinaHead(FlatAnchorLossMixin, RetinaHead):
     """``RetinaHead`` whose classification loss is computed per image over all FPN levels.
 
-    Meant for ``loss_cls=dict(type='DRLoss', use_sigmoid=True, ...)``: ``loss_cls`` is called as
-    ``loss_cls(cls_score (M, C), labels (M,), label_weights (M,))`` once per image and the results
-    are averaged over the images. Everything else (anchors, assigner, bbox loss, inference) is
-    ``RetinaHead``'s. See the module docstring for the reduction choices.
+    ``loss_cls`` is called as ``loss_cls(cls_score (M, C), labels (M,), label_weights (M,))`` once
+    per image and the results are averaged over the images. Everything else (anchors, assigner,
+    bbox loss, inference) is ``RetinaHead``'s. See the module docstring for the reduction choices.
+
+    Args:
+        num_classes (int): number of object classes.
+        in_channels (int): channels of the input feature maps.
+        loss_cls (dict): a sigmoid ranking loss called once per image; ``DRLoss`` with the
+            paper's defaults by default.
+        **kwargs: the rest of ``RetinaHead``'s arguments (anchors, box coder, ``loss_bbox``,
+            ``init_cfg``, ...), passed on unchanged.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 loss_cls: ConfigType = dict(type='DRLoss', use_sigmoid=True),
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, loss_cls=loss_cls, **kwargs)
         if not self.use_sigmoid_cls:
             raise ValueError('DRLossRetinaHead needs sigmoid class scores: set '
                              "loss_cls=dict(type='DRLoss', use_sigmoid=True, ...)")

@@ -17,6 +17,7 @@ from typing import List, Tuple
 import torch.nn as nn
 from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
 from torch import Tensor
 
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
@@ -29,12 +30,23 @@ class RankSortATSSHead(SigmoidLogitsMixin, FlatAnchorLossMixin, ATSSHead):
     """``ATSSHead`` without centerness, trained with RS Loss and self-balanced GIoU.
 
     Args:
-        *args, **kwargs: ``ATSSHead``'s; ``loss_cls`` must build a :class:`RankSortLoss`,
-            ``loss_bbox`` a per-box loss on decoded boxes (GIoU). ``loss_centerness`` is unused.
+        num_classes (int): number of object classes.
+        in_channels (int): channels of the input feature maps.
+        reg_decoded_bbox (bool): must be True: IoU labels and the box loss are computed on
+            decoded boxes.
+        loss_cls (dict): must build a :class:`RankSortLoss`; the paper's delta 0.5 by default.
+        **kwargs: the rest of ``ATSSHead``'s arguments (anchors, ``loss_bbox``, a per-box loss on
+            decoded boxes such as GIoU, ...), passed on unchanged; ``loss_centerness`` is unused.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 reg_decoded_bbox: bool = True,
+                 loss_cls: ConfigType = dict(type='RankSortLoss', delta=0.5, loss_weight=1.0),
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, reg_decoded_bbox=reg_decoded_bbox,
+                         loss_cls=loss_cls, **kwargs)
         check_ranking_head(self, RankSortLoss)
 
     def _init_layers(self) -> None:

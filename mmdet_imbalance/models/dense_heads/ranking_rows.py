@@ -28,8 +28,9 @@ class SigmoidLogitsMixin:
         super()._init_layers()
 
 
-def ap_loss_targets(labels: Tensor, label_weights: Tensor, num_classes: int) -> Tensor:
-    """{1, 0, -1} ranking targets (int8, ``labels.shape + (num_classes,)``) from mmdet labels.
+def ranking_targets(labels: Tensor, label_weights: Tensor, num_classes: int) -> Tensor:
+    """{1, 0, -1} targets (int8, ``labels.shape + (num_classes,)``) of one ranking of every
+    (row, class) logit, from mmdet labels; the AP, RS and aLRP heads all rank these.
 
     The GT class of a positive is 1, every other entry of a kept row 0, and every class of a row
     with ``label_weight <= 0`` (ignore band, invalid anchor) -1 (ap-loss.md §6).
@@ -59,7 +60,7 @@ def ranking_rows(head, flat: FlatTargets) -> RankingRows:
     """The rows of a ranking head's minibatch; the head regresses decoded boxes
     (``reg_decoded_bbox=True``), so its box targets are the GT boxes."""
     bbox_pred = flat.bbox_pred.float()
-    targets = ap_loss_targets(flat.labels, flat.label_weights, head.num_classes)
+    targets = ranking_targets(flat.labels, flat.label_weights, head.num_classes)
     pos_rows = ((flat.label_weights > 0) & (flat.labels < head.num_classes)).nonzero().squeeze(1)
     pos_pred = get_box_tensor(head.bbox_coder.decode(flat.anchors.index_select(0, pos_rows),
                                                      bbox_pred.index_select(0, pos_rows)))

@@ -87,6 +87,12 @@ def drop_degenerate_boxes(gt_instances: InstanceData) -> InstanceData:
     return gt_instances[keep]
 
 
+#: The class prior that stands in for ``1 / K`` when K = 1 (the one-class ``trees`` benchmark):
+#: 1/1 would be an infinite bias; at 0.99 (bias 4.6) the objectness prior alone sets the initial
+#: score sigma(o) sigma(z), as 1/K intends (docs/methods/resobj.md).
+SINGLE_CLASS_PRIOR = 0.99
+
+
 @MODELS.register_module()
 class ResObjRetinaHead(RetinaHead):
     """RetinaHead with residual objectness (docs/methods/resobj.md).
@@ -99,11 +105,7 @@ class ResObjRetinaHead(RetinaHead):
         obj_prior_prob (float): prior probability that sets the bias of every objectness score conv
             (0.001 in the released config).
         cls_prior_prob (float, optional): prior of the class logits; None means ``1 / K`` as in
-            the released code.
-        single_class_prior (float): the class prior that stands in for ``1 / K`` when K = 1 and
-            ``cls_prior_prob`` is None: 1/1 would be an infinite bias. The one-class ``trees``
-            benchmark is the case; 0.99 (bias 4.6) lets the objectness prior alone set the
-            initial score sigma(o) sigma(z), as 1/K intends (docs/methods/resobj.md).
+            the released code, and :data:`SINGLE_CLASS_PRIOR` when K = 1.
         loss_cls (dict): config of a :class:`ResObjLoss` (objectness + positive-only class loss).
         loss_bbox (dict): box loss config; L1 = the released code's smooth-L1 with beta 0.
         **kwargs: the remaining :class:`RetinaHead` / ``AnchorHead`` arguments.
@@ -115,7 +117,6 @@ class ResObjRetinaHead(RetinaHead):
                  num_stages: int = 1,
                  obj_prior_prob: float = 0.001,
                  cls_prior_prob: Optional[float] = None,
-                 single_class_prior: float = 0.99,
                  loss_cls: ConfigType = dict(
                      type='ResObjLoss',
                      obj_weight=1 / 20,
@@ -127,7 +128,7 @@ class ResObjRetinaHead(RetinaHead):
         if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 0:
             raise ValueError(f'num_stages must be a non-negative int, got {num_stages!r}')
         if isinstance(num_classes, int) and num_classes < 2 and cls_prior_prob is None:
-            cls_prior_prob = single_class_prior
+            cls_prior_prob = SINGLE_CLASS_PRIOR
         self.num_stages = num_stages
         self.obj_prior_prob = probability('obj_prior_prob', obj_prior_prob)
         self.cls_prior_prob = (None if cls_prior_prob is None else

@@ -26,7 +26,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .checks import check_finite_logits, check_same_shape, positive_number
+from .checks import check_finite_logits, check_same_shape, on_host, positive_number
 from .pairwise_ramp import NegativeRamp, positive_ramp, split_positives, working_dtype
 
 # Below this many false positives a positive passes no update (reference; RS uses 1e-10).
@@ -38,8 +38,7 @@ def _check_inputs(logits: Tensor, targets: Tensor, loc_errors: Tensor, delta: fl
     if loc_errors.dim() != 1:
         raise ValueError('loc_errors must be a 1-D Tensor, one error per positive in flat order')
     positive_number('delta', delta)
-    # Value checks read the data on the host, so they run on CPU tensors only (no GPU sync).
-    if logits.device.type == 'cpu':
+    if on_host(targets):
         num_pos = int((targets == 1).sum())
         if num_pos != loc_errors.numel():
             raise ValueError(f'{num_pos} positives but {loc_errors.numel()} localisation errors')
@@ -128,7 +127,11 @@ class ALRPLoss(nn.Module):
         loss_weight (float): multiplies both outputs and their gradients. Defaults to 1.0.
 
     ``forward(logits, targets, loc_errors)`` returns ``(cls_loss, loc_loss)``; the self-balance
-    weight of ``loc_loss`` is the head's (``ALRPLossRetinaHead``).
+    weight of ``loc_loss`` is the head's (``ALRPLossRetinaHead``). mmdet's ``weight``,
+    ``avg_factor`` and ``reduction_override`` are absent: both outputs are means over the
+    positives of one ranking of every given logit, so there is no per-entry loss to weight,
+    reduce or return, and no normaliser to divide by; an entry leaves the ranking through its
+    target -1.
     """
 
     def __init__(self, delta: float = 1.0, loss_weight: float = 1.0) -> None:

@@ -16,23 +16,15 @@ positive ``i``, ``rank+(i) = 1 + sum_{k in P, k != i} H(s_k - s_i)`` and
   this gradient times the incoming one.
 
 **Vectorized exact algorithm.** The reference loops in Python over the positives
-(O(|P| (|P| + |N|)) interpreted steps). Here only the positives are sorted. Their 2|P| ramp
-boundaries ``s_i +- delta`` cut the real line into 2|P| + 1 buckets; inside one bucket every
-``H(x - s_i)`` is 0, 1 or linear in ``x``, so
+(O(|P| (|P| + |N|)) interpreted steps). Here the ranking core shared with RS Loss and aLRP Loss
+(:mod:`.pairwise_ramp`) buckets the negatives by the ramps of the sorted positives, so that
 
-* each positive's ``rank-`` (and ``rank+``) is a prefix sum over the per-bucket counts and sums of
-  offsets ``x - (bucket's lower boundary)``;
+* each positive's ``rank-`` (and ``rank+``) is a prefix sum over per-bucket counts and offsets;
 * each negative's gradient is ``alpha_k + beta_k * offset`` with per-bucket coefficients built by
-  prefix sums over the sorted positives (interpolation rescaling included);
+  prefix sums over the positives (interpolation rescaling included);
 * the interpolated precision is a cumulative maximum in ascending score order.
 
-A negative's bucket is found without a binary search per element (``searchsorted`` over ~10^7
-logits costs more than the whole focal loss): a uniform grid of cells over
-``[min(s_P) - delta, max(s_P) + delta]`` maps each cell to its bucket through a lookup table, and
-only the few negatives whose cell contains a boundary go through ``searchsorted``. The cell index
-is a monotone function of the logit computed by the same floating-point operations for boundaries
-and negatives, so the lookup is exact. The cost is O(|N| + |P| log |P|) in a fixed number of passes
-over the logits.
+The cost is O(|N| + |P| log |P|) in a fixed number of passes over the logits.
 
 Decisions:
 
@@ -43,8 +35,10 @@ Decisions:
   logits are cast to float32 inside, with autocast disabled, and the loss and gradient are returned
   in the input dtype. Everything per bucket or per positive (ranks, histograms, prefix sums) is
   float64: a float32 running sum over 10^7 negatives would lose whole units of ``rank-``.
-* **Bad input.** Non-finite logits raise ``ValueError`` (the bucket of a NaN is undefined); targets
-  must have the logits' shape and values in {-1, 0, 1}.
+* **Bad input.** Targets must have the logits' shape and must not be bool (which cannot mark
+  ignored entries). On CPU tensors, non-finite logits (the bucket of a NaN is undefined) and
+  target values outside {-1, 0, 1} raise ``ValueError``; on a GPU these value checks are skipped,
+  since each would wait for the device every step (:func:`.checks.on_host`).
 * **``loss_weight``** scales both the reported loss and the error-driven gradient.
 """
 from typing import Tuple
@@ -54,25 +48,18 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .checks import check_finite_logits, check_same_shape, positive_number
-
-# Cells of the bucket-lookup grid per ramp boundary, and its size limits. Performance knobs only,
-# not method hyper-parameters: the result is exact for any grid. Finer grids put fewer negatives
-# into cells that hold a boundary (those are resolved by binary search) at the price of a larger
-# lookup table; the cap bounds the table (16 MiB) when nearly every anchor is positive.
-_GRID_CELLS_PER_BOUNDARY = 64
-_GRID_MIN_CELLS = 1 << 16
-_GRID_MAX_CELLS = 1 << 22
+from .checks import check_finite_logits, check_same_shape, on_host, positive_number
+from .pairwise_ramp import NegativeRamp, split_positives, working_dtype
 
 
 def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
     check_same_shape('targets', targets, 'logits', logits)
     positive_number('delta', delta)
-    if targets.numel() == 0:
-        return
     if targets.dtype == torch.bool:
         raise TypeError('targets must hold 1 (positive), 0 (negative), -1 (ignored); '
                         'got a bool tensor, which cannot mark ignored entries')
+    if targets.numel() == 0 or not on_host(targets):
+        return
     t_min, t_max = torch.aminmax(targets)
     bad = t_min < -1 or t_max > 1
     if not bad and targets.is_floating_point():
@@ -83,118 +70,25 @@ def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
     check_finite_logits(logits, 'AP-Loss')
 
 
-def _ramp_sums(cum_cnt: Tensor, cum_off: Tensor, cum_cnt_lo: Tensor, lower: Tensor, upper: Tensor,
-               scores: Tensor, delta: float) -> Tensor:
-    """``sum_x H(x - s_i)`` for each positive ``i`` from per-bucket prefix sums (float64).
-
-    ``cum_*[k]`` are prefix sums over buckets ``1..k`` (index 0 holds 0) of the count, of the
-    offsets ``x - B[k-1]`` and of ``count * B[k-1]``; ``lower[i]``/``upper[i]`` are the positions
-    of ``s_i - delta``/``s_i + delta`` among the sorted boundaries ``B``. Buckets ``lower+1 ..
-    upper`` lie on the ramp of ``i``; buckets above ``upper`` have ``H = 1``.
-    """
-    total = cum_cnt[-1]
-    n_ramp = cum_cnt[upper] - cum_cnt[lower]
-    off_ramp = cum_off[upper] - cum_off[lower]
-    lo_ramp = cum_cnt_lo[upper] - cum_cnt_lo[lower]
-    # sum over the ramp of (x - s_i) / (2 delta) + 1/2, with x - s_i = offset + (B[k-1] - s_i).
-    ramp = (off_ramp + lo_ramp - scores * n_ramp) / (2 * delta) + n_ramp / 2
-    return (total - cum_cnt[upper]) + ramp
-
-
-def _bucket_histogram(bucket: Tensor, offset: Tensor, lower_bounds: Tensor,
-                      num_buckets: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """Prefix sums (float64, length ``num_buckets``) of counts, offsets and ``count * B[k-1]``.
-
-    Bucket 0 (below every boundary: invalid negatives, positives and ignored entries of the
-    negative pass) is excluded by zeroing its entry before the cumulative sums.
-    """
-    cnt = torch.bincount(bucket, minlength=num_buckets).to(torch.float64)
-    # bincount accumulates in the weights' dtype: float64 weights, converted in chunks so that the
-    # float64 copy never holds more than 2^20 entries.
-    off = torch.zeros(num_buckets, dtype=torch.float64, device=offset.device)
-    for start in range(0, offset.numel(), 1 << 20):
-        off += torch.bincount(
-            bucket[start:start + (1 << 20)],
-            weights=offset[start:start + (1 << 20)].to(torch.float64),
-            minlength=num_buckets)
-    cnt[0] = 0
-    off[0] = 0
-    return cnt.cumsum(0), off.cumsum(0), (cnt * lower_bounds).cumsum(0)
-
-
-def _locate(x: Tensor, bounds: Tensor, bounds_f64: Tensor) -> Tensor:
-    """Bucket index ``#{q : bounds[q] <= x}`` (int32) of every element of the 1-D tensor ``x``.
-
-    Grid lookup with binary search only in the cells that contain a boundary (module docstring).
-    ``t(v) = (v - lo) * inv_h + 1`` is monotone in ``v`` and evaluated by the same tensor
-    operations for ``x`` and for the boundaries, so a cell without a boundary lies strictly
-    between two consecutive boundaries and its bucket is the number of boundaries in lower cells.
-    """
-    num_bounds = bounds.numel()
-    num_cells = min(max(_GRID_MIN_CELLS, _GRID_CELLS_PER_BOUNDARY * num_bounds), _GRID_MAX_CELLS)
-    lo, hi = bounds_f64[0].item(), bounds_f64[-1].item()
-    # hi == lo only if float32 rounding merged s +- delta (|logits| ~ 1e8): any scale is exact then.
-    inv_h = num_cells / (hi - lo) if hi > lo else 1.0
-    top = num_cells + 2  # cells: 0 below lo, 1..num_cells+1 up to hi, num_cells+2 above
-
-    def cell_of(v: Tensor) -> Tensor:
-        t = v - lo
-        return t.mul_(inv_h).add_(1).clamp_(0, top).to(torch.int32)
-
-    bound_cells = cell_of(bounds).long()
-    per_cell = torch.bincount(bound_cells, minlength=top + 1)
-    # lut[c] = number of boundaries in cells below c; -1 marks cells holding a boundary.
-    lut = (per_cell.cumsum(0) - per_cell).to(torch.int32)
-    lut[per_cell > 0] = -1
-    bucket = lut.index_select(0, cell_of(x))
-    dirty = (bucket < 0).nonzero().squeeze(1)
-    if dirty.numel():
-        bucket[dirty] = torch.searchsorted(bounds, x[dirty], right=True, out_int32=True)
-    return bucket
-
-
 def _ap_loss_and_grad(logits: Tensor, targets: Tensor, delta: float) -> Tuple[Tensor, Tensor]:
     """Loss (0-dim, input dtype) and error-driven gradient (shape and dtype of ``logits``)."""
     out_dtype = logits.dtype
-    work = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    flat = logits.detach().reshape(-1).to(work)
+    flat = logits.detach().reshape(-1).to(working_dtype(logits))
     flat_t = targets.reshape(-1)
-    pos_idx = (flat_t == 1).nonzero().squeeze(1)
-    num_pos = pos_idx.numel()
+    pos_idx, scores = split_positives(flat, flat_t == 1)
+    num_pos = scores.numel()
     if num_pos == 0:
         # ap-loss.md §3 step 1: no positive in the minibatch -> loss 0, gradient 0.
         return logits.new_zeros(()), torch.zeros_like(logits)
 
-    # Sorted positives (ascending = highest recall first, §3 step 3) and the 2|P| ramp boundaries.
-    scores, order = flat.index_select(0, pos_idx).to(torch.float64).sort()
+    # Sorted positives (ascending = highest recall first, §3 step 3). Every valid negative is
+    # bucketed; the cut-off min(s_P) - delta of §3 is bucket 0, where every H is 0.
+    scores, order = scores.sort()
     pos_idx = pos_idx[order]
-    ends = torch.cat([scores - delta, scores + delta])
-    # Boundaries are used at the working precision for the per-element passes; their float64 values
-    # (exact copies of the rounded ones) keep the per-bucket formulas consistent with them.
-    bounds, b_order = ends.to(work).sort()
-    bounds_f64 = bounds.to(torch.float64)
-    position = torch.empty_like(b_order)
-    position[b_order] = torch.arange(2 * num_pos, device=b_order.device)
-    # Bucket k holds [B[k-1], B[k]); positive i's ramp covers buckets lower_i+1 .. upper_i.
-    lower, upper = position[:num_pos], position[num_pos:]
-    num_buckets = 2 * num_pos + 1
-    lower_bounds = torch.cat([bounds_f64.new_zeros(1), bounds_f64])  # B[k-1] of bucket k
-
-    # Negatives: everything that is not a valid negative is parked below the lowest boundary
-    # (bucket 0), where every H is 0; this also applies the cut-off min(s_P) - delta of §3.
-    park = torch.finfo(work).min
-    neg = torch.where(flat_t == 0, flat, flat.new_tensor(park))
-    bucket = _locate(neg, bounds, bounds_f64)
-    lower_work = lower_bounds.to(work)
-    lower_work[0] = 0  # parked entries: offset = park, finite; their coefficients are 0
-    offset = neg.sub_(lower_work.index_select(0, bucket))
-    cum_cnt, cum_off, cum_lo = _bucket_histogram(bucket, offset, lower_bounds, num_buckets)
-    rank_neg = _ramp_sums(cum_cnt, cum_off, cum_lo, lower, upper, scores, delta).clamp_(min=0)
-
-    # rank+(i) = sum_k H(s_k - s_i) + 1/2 (the k = i term is H(0) = 1/2), by the same bucketing.
-    p_bucket = torch.searchsorted(bounds_f64, scores, right=True)
-    p_cum = _bucket_histogram(p_bucket, scores - lower_bounds[p_bucket], lower_bounds, num_buckets)
-    rank_pos = _ramp_sums(*p_cum, lower, upper, scores, delta) + 0.5
+    ramp = NegativeRamp(flat, flat_t == 0, scores, delta)
+    rank_neg = ramp.false_positives()
+    # rank+(i) = 1 + sum_{k != i} H(s_k - s_i) = sum_k H(s_k - s_i) + 1/2 (the k = i term is 1/2).
+    rank_pos = ramp.positive_sums() + 0.5
 
     denom = rank_pos + rank_neg
     prec_raw = rank_pos / denom
@@ -202,29 +96,9 @@ def _ap_loss_and_grad(logits: Tensor, targets: Tensor, delta: float) -> Tuple[Te
     # Rescale the primary terms where interpolation raised the precision (cur < max_prec <= 1).
     raised = prec_raw < prec
     rescale = torch.where(raised, (1 - prec) / torch.where(raised, 1 - prec_raw, 1.0), 1.0)
-    weight = rescale / denom / num_pos
-
-    # Per-bucket gradient coefficients: positive i contributes weight_i to buckets above its upper
-    # boundary (H = 1) and weight_i * ((x - s_i) / (2 delta) + 1/2) to buckets on its ramp.
-    full = torch.zeros(num_buckets + 1, dtype=torch.float64, device=weight.device)
-    ramp_w = torch.zeros_like(full)
-    ramp_ws = torch.zeros_like(full)
-    full.index_add_(0, upper + 1, weight)
-    ramp_w.index_add_(0, lower + 1, weight).index_add_(0, upper + 1, -weight)
-    ramp_ws.index_add_(0, lower + 1, weight * scores).index_add_(0, upper + 1, -weight * scores)
-    full, ramp_w, ramp_ws = full.cumsum(0)[:-1], ramp_w.cumsum(0)[:-1], ramp_ws.cumsum(0)[:-1]
-    alpha = full + (lower_bounds * ramp_w - ramp_ws) / (2 * delta) + ramp_w / 2
-    beta = ramp_w / (2 * delta)
-    # Both are >= 0 in exact arithmetic (sums of non-negative ramp terms); clamping removes the
-    # ~1e-20 rounding residue of the prefix differences so that negatives never get a negative push.
-    alpha[0] = 0
-    beta[0] = 0
-    alpha.clamp_(min=0)
-    beta.clamp_(min=0)
-    # grad = alpha[bucket] + beta[bucket] * offset, built in the offset buffer to save memory.
-    grad = offset.mul_(beta.to(work).index_select(0, bucket))
-    grad.add_(alpha.to(work).index_select(0, bucket))
-    grad[pos_idx] = (-(1 - prec) / num_pos).to(work)
+    # A negative receives sum_i rescale_i H(s_j - s_i) / (rank+(i) + rank-(i)) / |P|.
+    grad = ramp.weighted_sums(rescale / denom / num_pos)
+    grad[pos_idx] = (-(1 - prec) / num_pos).to(grad.dtype)
 
     loss = (1 - prec).mean()
     return loss.to(out_dtype), grad.view_as(logits).to(out_dtype)
@@ -276,6 +150,10 @@ class APLoss(nn.Module):
 
     ``forward(logits, targets)`` takes the {1, 0, -1} targets of :func:`ap_loss`; building them
     from mmdet labels, and ranking all levels and images at once, is ``APLossRetinaHead``'s job.
+    mmdet's ``weight``, ``avg_factor`` and ``reduction_override`` are absent: the loss is one
+    ranking of every given logit, already a mean over its positives (§3), so there is no
+    per-entry loss to weight, reduce or return, and no normaliser to divide by; an entry leaves
+    the ranking through its target -1.
     """
 
     def __init__(self, delta: float = 1.0, loss_weight: float = 1.0) -> None:

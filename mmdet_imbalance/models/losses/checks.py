@@ -2,7 +2,8 @@
 
 Only checks that stop a silently wrong result: a hyper-parameter outside its formula's domain
 (a zero ramp width divides by zero, a negative scale flips a gradient), tensors whose shapes would
-broadcast instead of failing, and logits whose NaN would be ranked anywhere.
+broadcast instead of failing, and logits whose NaN would be ranked anywhere. Checks of tensor
+values run on CPU tensors only (:func:`on_host`).
 """
 import math
 from numbers import Real
@@ -32,6 +33,12 @@ def probability(name: str, value) -> float:
     return float(value)
 
 
+def on_host(tensor: Tensor) -> bool:
+    """True for a CPU tensor. A check that reads tensor values runs only then: on a GPU every such
+    read waits for the device, a host synchronisation in every training step."""
+    return tensor.device.type == 'cpu'
+
+
 def check_same_shape(name: str, tensor: Tensor, ref_name: str, ref: Tensor) -> None:
     """ValueError unless ``tensor`` has the shape of ``ref`` (elementwise pairing, no broadcast)."""
     if tensor.shape != ref.shape:
@@ -40,8 +47,9 @@ def check_same_shape(name: str, tensor: Tensor, ref_name: str, ref: Tensor) -> N
 
 
 def check_finite_logits(logits: Tensor, loss_name: str) -> None:
-    """ValueError for NaN or inf logits: a ranking loss would place them in an undefined bucket."""
-    if logits.numel() == 0:
+    """ValueError for NaN or inf logits: a ranking loss would place them in an undefined bucket.
+    CPU tensors only (:func:`on_host`)."""
+    if logits.numel() == 0 or not on_host(logits):
         return
     # One reduction pass (NaN propagates through min/max) instead of isfinite's several.
     low, high = torch.aminmax(logits.detach())
@@ -50,8 +58,9 @@ def check_finite_logits(logits: Tensor, loss_name: str) -> None:
 
 
 def check_label_range(labels: Tensor, num_classes: int) -> None:
-    """ValueError unless mmdet labels lie in ``[0, num_classes]`` (background = ``num_classes``)."""
-    if labels.numel() == 0:
+    """ValueError unless mmdet labels lie in ``[0, num_classes]`` (background = ``num_classes``).
+    CPU tensors only (:func:`on_host`)."""
+    if labels.numel() == 0 or not on_host(labels):
         return
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high > num_classes:

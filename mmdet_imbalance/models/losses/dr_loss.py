@@ -160,6 +160,12 @@ class DRLoss(nn.Module):
     must not be used in a stock ``AnchorHead`` (which calls the loss once per level with an
     ``avg_factor``); use ``DRLossRetinaHead``, which calls it once per image over all levels.
 
+    Of mmdet's loss arguments, ``forward`` takes ``weight`` (the row weights, used as a mask:
+    the magnitude would scale nothing in a ranking of two expectations). ``avg_factor`` and
+    ``reduction_override`` are absent: the loss is already normalised by its softmax expectations,
+    and one ranking gives one scalar, with no per-row loss to average or return (dr-loss.md §4).
+    A stock ``AnchorHead`` passing ``avg_factor`` fails with Python's ``TypeError`` for it.
+
     Args:
         use_sigmoid (bool): must be True. Not a hyper-parameter: ``AnchorHead`` reads this key of
             ``loss_cls`` to give the classifier C sigmoid outputs instead of C+1 softmax ones,
@@ -190,23 +196,19 @@ class DRLoss(nn.Module):
         self.tau = tau
         self.loss_weight = loss_weight
 
-    def forward(self,
-                cls_score: Tensor,
-                labels: Tensor,
-                label_weights: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None) -> Tensor:
+    def forward(self, cls_score: Tensor, labels: Tensor,
+                weight: Optional[Tensor] = None) -> Tensor:
         """DR Loss of one ranking group times ``loss_weight``.
 
-        ``avg_factor`` exists only to reject the per-level call of a stock ``AnchorHead`` with a
-        clear message: DR Loss is already normalised by its softmax expectations (dr-loss.md §4).
+        Args:
+            cls_score (Tensor): (M, C) logits of the group.
+            labels (Tensor): (M,) mmdet labels (background = C).
+            weight (Tensor, optional): (M,) row weights; rows with weight ``<= 0`` are ignored.
         """
-        if avg_factor is not None:
-            raise ValueError(f'DRLoss takes no avg_factor (got {avg_factor!r}): it is one ranking '
-                             'loss per image over all FPN levels; use it in DRLossRetinaHead')
         return self.loss_weight * dr_loss(
             cls_score,
             labels,
-            label_weights,
+            weight,
             margin=self.margin,
             pos_lambda=self.pos_lambda,
             neg_lambda=self.neg_lambda,

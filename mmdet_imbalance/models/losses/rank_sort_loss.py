@@ -32,7 +32,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .checks import check_finite_logits, check_same_shape, positive_number
+from .checks import check_finite_logits, check_same_shape, on_host, positive_number
 from .pairwise_ramp import NegativeRamp, positive_ramp, split_positives, working_dtype
 
 # Below this many false positives (resp. mis-sorted mass) a positive passes no update (reference).
@@ -42,8 +42,7 @@ _RS_EPS = 1e-10
 def _check_inputs(logits: Tensor, targets: Tensor, delta: float) -> None:
     check_same_shape('targets', targets, 'logits', logits)
     positive_number('delta', delta)
-    # Value checks read the data on the host, so they run on CPU tensors only (no GPU sync).
-    if logits.device.type == 'cpu' and logits.numel():
+    if on_host(targets) and targets.numel():
         if targets.max() > 1:
             raise ValueError('RS targets are IoUs in (0, 1] for positives, 0 for negatives, < 0 '
                              f'for ignored entries; got a value {targets.max().item()} > 1')
@@ -131,6 +130,10 @@ class RankSortLoss(nn.Module):
     ``forward(logits, targets)`` returns ``(loss_rank, loss_sort)``. Heads build the targets
     (:func:`rank_sort_head_losses`). The attributes below let mmdet's ``BBoxHead`` use it as a
     sigmoid classifier without a background logit (RS-R-CNN, docs/methods/rs-loss.md §4).
+    mmdet's ``weight``, ``avg_factor`` and ``reduction_override`` are absent: both outputs are
+    means over the positives of one ranking of every given logit, so there is no per-entry loss
+    to weight, reduce or return, and no normaliser to divide by; an entry leaves the ranking
+    through a negative target.
     """
 
     custom_cls_channels = True
@@ -166,7 +169,7 @@ def rank_sort_head_losses(loss_cls: RankSortLoss, loss_bbox: nn.Module, logits: 
         loss_cls: the :class:`RankSortLoss`.
         loss_bbox: a box loss taking decoded boxes and ``reduction_override='none'`` (GIoU).
         logits (Tensor): (R, C) classification logits of all rows of the minibatch.
-        targets (Tensor): (R, C) {1, 0, -1} targets (``ap_loss_targets``); the 1s become IoUs.
+        targets (Tensor): (R, C) {1, 0, -1} targets (``ranking_targets``); the 1s become IoUs.
         pos_rows, pos_labels (Tensor): row and class of every positive, in row order.
         pos_pred, pos_target (Tensor): (P, 4) decoded predicted and ground-truth boxes.
         norm_eps (float): below this total score weight the box loss is not normalised.

@@ -47,13 +47,24 @@ from torch import Tensor
 from .checks import check_same_shape, finite_number, positive_number
 
 Number = Union[int, float, Tensor]
+REDUCTIONS = ('none', 'mean', 'sum')
 
 
-def _check_avg_factor(avg_factor: Number, name: str) -> None:
+def _check_reduction(reduction: str, avg_factor: Number) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
     # Tensor normalisers come from the EMA (always >= 1) and are not read back, which would cost
     # a device synchronisation every iteration; Python numbers are checked.
-    if not torch.is_tensor(avg_factor) and not avg_factor > 0:
-        raise ValueError(f'{name} must be positive, got {avg_factor!r}')
+    if reduction == 'mean' and not torch.is_tensor(avg_factor) and not avg_factor > 0:
+        raise ValueError(f'avg_factor must be positive, got {avg_factor!r}')
+
+
+def _reduce(per_anchor: Tensor, reduction: str, avg_factor: Number) -> Tensor:
+    # 'mean' is the released code's sum / N, not mmdet's weight_reduce_loss (which adds an eps).
+    if reduction == 'none':
+        return per_anchor
+    total = per_anchor.sum()
+    return total / avg_factor if reduction == 'mean' else total
 
 
 def _check_anchor_args(labels: Tensor, label_weights: Tensor, num_anchors: int,
@@ -74,7 +85,8 @@ def objectness_bce_loss(obj_logits: Tensor,
                         labels: Tensor,
                         label_weights: Tensor,
                         num_classes: int,
-                        avg_factor: Number = 1.0) -> Tensor:
+                        avg_factor: Number = 1.0,
+                        reduction: str = 'mean') -> Tensor:
     """ResObj objectness loss: BCE of every valid anchor against "is foreground" (resobj.md §4).
 
     Args:
@@ -83,23 +95,27 @@ def objectness_bce_loss(obj_logits: Tensor,
             ``num_classes`` background.
         label_weights (Tensor): per-anchor weights, shape (M,); 0 marks an ignored anchor.
         num_classes (int): number of foreground classes K.
-        avg_factor (float | Tensor): the sum is divided by it (the objectness normaliser).
+        avg_factor (float | Tensor): the sum is divided by it (the objectness normaliser) when
+            ``reduction='mean'``.
+        reduction (str): ``'mean'`` (sum / ``avg_factor``), ``'sum'`` or ``'none'`` (per anchor).
 
     Returns:
-        Tensor: scalar ``sum_valid w * BCE(o, 1[pos]) / avg_factor`` in float32.
+        Tensor: ``sum_valid w * BCE(o, 1[pos]) / avg_factor`` in float32 (``'mean'``), the plain
+        sum (``'sum'``) or the (M,) weighted per-anchor terms (``'none'``).
     """
     _check_anchor_args(labels, label_weights, obj_logits.numel(), 'obj_logits')
-    _check_avg_factor(avg_factor, 'avg_factor')
+    _check_reduction(reduction, avg_factor)
     weights = label_weights.float()
     targets = positive_mask(labels, label_weights, num_classes).float()
     bce = F.binary_cross_entropy_with_logits(obj_logits.float(), targets, reduction='none')
-    return (bce * weights).sum() / avg_factor
+    return _reduce(bce * weights, reduction, avg_factor)
 
 
 def positive_class_bce_loss(cls_logits: Tensor,
                             labels: Tensor,
                             label_weights: Tensor,
-                            avg_factor: Number = 1.0) -> Tensor:
+                            avg_factor: Number = 1.0,
+                            reduction: str = 'mean') -> Tensor:
     """ResObj class loss: sigmoid BCE over all K classes of the positive anchors only (§4).
 
     Args:
@@ -107,16 +123,19 @@ def positive_class_bce_loss(cls_logits: Tensor,
         labels (Tensor): mmdet anchor labels, shape (M,); only labels in ``[0, K)`` with a positive
             weight contribute.
         label_weights (Tensor): per-anchor weights, shape (M,).
-        avg_factor (float | Tensor): the sum is divided by it (the class normaliser).
+        avg_factor (float | Tensor): the sum is divided by it (the class normaliser) when
+            ``reduction='mean'``.
+        reduction (str): ``'mean'`` (sum / ``avg_factor``), ``'sum'`` or ``'none'`` (per anchor).
 
     Returns:
-        Tensor: scalar ``sum_pos w * sum_k BCE(z_k, onehot_k) / avg_factor`` in float32; exactly
-        0 (with a gradient path) when there is no positive anchor.
+        Tensor: ``sum_pos w * sum_k BCE(z_k, onehot_k) / avg_factor`` in float32 (``'mean'``;
+        exactly 0, with a gradient path, when there is no positive anchor), the plain sum
+        (``'sum'``) or the (M,) weighted per-anchor terms, 0 off the positives (``'none'``).
     """
     if cls_logits.dim() != 2:
         raise ValueError(f'cls_logits must have shape (M, K), got {tuple(cls_logits.shape)}')
     _check_anchor_args(labels, label_weights, cls_logits.size(0), 'cls_logits')
-    _check_avg_factor(avg_factor, 'avg_factor')
+    _check_reduction(reduction, avg_factor)
     num_classes = cls_logits.size(1)
     pos = positive_mask(labels, label_weights, num_classes)
     # Index the positives first: the class branch sees no background anchor, and this keeps the
@@ -124,7 +143,10 @@ def positive_class_bce_loss(cls_logits: Tensor,
     pos_logits = cls_logits[pos].float()
     targets = F.one_hot(labels[pos].long(), num_classes).float()
     bce = F.binary_cross_entropy_with_logits(pos_logits, targets, reduction='none')
-    return (bce.sum(dim=1) * label_weights[pos].float()).sum() / avg_factor
+    per_positive = bce.sum(dim=1) * label_weights[pos].float()
+    if reduction == 'none':
+        return per_positive.new_zeros(pos.shape).masked_scatter(pos, per_positive)
+    return _reduce(per_positive, reduction, avg_factor)
 
 
 def ema_loss_normalizers(ema: Number,
@@ -203,29 +225,36 @@ class ResObjLoss(nn.Module):
                 cls_score: Tensor,
                 obj_score: Tensor,
                 labels: Tensor,
-                label_weights: Tensor,
+                weight: Tensor,
                 obj_avg_factor: Optional[Number] = None,
-                cls_avg_factor: Optional[Number] = None) -> Tuple[Tensor, Tensor]:
+                cls_avg_factor: Optional[Number] = None,
+                reduction_override: Optional[str] = None) -> Tuple[Tensor, Tensor]:
         """Weighted class and objectness losses.
+
+        mmdet's ``avg_factor`` comes as two, one per term: the released code normalises them by
+        successive EMA updates (:meth:`normalizers`).
 
         Args:
             cls_score (Tensor): class logits, shape (M, K).
             obj_score (Tensor): objectness logits, shape (M,).
             labels (Tensor): mmdet anchor labels, shape (M,).
-            label_weights (Tensor): anchor weights, shape (M,).
-            obj_avg_factor, cls_avg_factor (float | Tensor, optional): normalisers; when None,
-                ``max(num_pos, 1)`` of this call (no EMA).
+            weight (Tensor): mmdet's anchor weights (``label_weights``), shape (M,).
+            obj_avg_factor, cls_avg_factor (float | Tensor, optional): normalisers of the mean;
+                when None, ``max(num_pos, 1)`` of this call (no EMA).
+            reduction_override (str, optional): ``'none'`` (per-anchor terms, shape (M,)),
+                ``'sum'`` or ``'mean'`` (the default: the sums divided by the normalisers).
 
         Returns:
             tuple[Tensor, Tensor]: ``(loss_cls, loss_obj)``, already multiplied by their weights.
         """
+        reduction = reduction_override or 'mean'
         num_classes = cls_score.size(1)
-        if obj_avg_factor is None or cls_avg_factor is None:
-            num_pos = positive_mask(labels, label_weights, num_classes).sum().clamp(min=1).float()
+        if reduction == 'mean' and (obj_avg_factor is None or cls_avg_factor is None):
+            num_pos = positive_mask(labels, weight, num_classes).sum().clamp(min=1).float()
             obj_avg_factor = num_pos if obj_avg_factor is None else obj_avg_factor
             cls_avg_factor = num_pos if cls_avg_factor is None else cls_avg_factor
-        loss_obj = objectness_bce_loss(obj_score, labels, label_weights, num_classes,
-                                       avg_factor=obj_avg_factor)
-        loss_cls = positive_class_bce_loss(cls_score, labels, label_weights,
-                                           avg_factor=cls_avg_factor)
+        loss_obj = objectness_bce_loss(obj_score, labels, weight, num_classes,
+                                       avg_factor=obj_avg_factor, reduction=reduction)
+        loss_cls = positive_class_bce_loss(cls_score, labels, weight, avg_factor=cls_avg_factor,
+                                           reduction=reduction)
         return self.cls_weight * loss_cls, self.obj_weight * loss_obj

@@ -13,9 +13,10 @@ import torch
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
+from mmdet.utils import ConfigType
 from torch import Tensor
 
-from ..dense_heads.ranking_rows import ap_loss_targets, check_ranking_head
+from ..dense_heads.ranking_rows import check_ranking_head, ranking_targets
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
 
 
@@ -24,12 +25,23 @@ class RankSortBBoxHead(Shared2FCBBoxHead):
     """``Shared2FCBBoxHead`` with a sigmoid classifier trained by RS Loss (module docstring).
 
     Args:
-        *args, **kwargs: ``Shared2FCBBoxHead``'s; ``loss_cls`` must build a :class:`RankSortLoss`,
-            ``loss_bbox`` a per-box loss on decoded boxes (GIoU, ``reg_decoded_bbox=True``).
+        fc_out_channels (int): width of the two shared fully connected layers.
+        reg_decoded_bbox (bool): must be True: IoU labels and the box loss are computed on
+            decoded boxes.
+        loss_cls (dict): must build a :class:`RankSortLoss`; the paper's delta 0.5 by default.
+        loss_bbox (dict): a per-box loss on decoded boxes; the reference's GIoU by default.
+        **kwargs: the rest of ``Shared2FCBBoxHead``'s arguments (``num_classes``, box coder,
+            ``roi_feat_size``, ...), passed on unchanged.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self,
+                 fc_out_channels: int = 1024,
+                 reg_decoded_bbox: bool = True,
+                 loss_cls: ConfigType = dict(type='RankSortLoss', delta=0.5, loss_weight=1.0),
+                 loss_bbox: ConfigType = dict(type='GIoULoss', loss_weight=1.0),
+                 **kwargs) -> None:
+        super().__init__(fc_out_channels, reg_decoded_bbox=reg_decoded_bbox, loss_cls=loss_cls,
+                         loss_bbox=loss_bbox, **kwargs)
         check_ranking_head(self, RankSortLoss)
 
     def loss(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
@@ -44,7 +56,7 @@ class RankSortBBoxHead(Shared2FCBBoxHead):
         if reduction_override is not None:
             raise ValueError('RankSortBBoxHead ranks the whole minibatch; per-RoI losses '
                              f'(reduction_override={reduction_override!r}) are not defined')
-        targets = ap_loss_targets(labels, label_weights, self.num_classes)
+        targets = ranking_targets(labels, label_weights, self.num_classes)
         pos_rows = ((label_weights > 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         pos_labels = labels.index_select(0, pos_rows)
         deltas = bbox_pred.index_select(0, pos_rows)

@@ -35,18 +35,20 @@ class SamplingFreeBBoxHead(Shared2FCBBoxHead):
     """``Shared2FCBBoxHead`` with the Sampling-Free box normalisation and guided CE (§5).
 
     Args:
+        fc_out_channels (int): width of the two shared fully connected layers.
         guided_scale (float): ``s`` of the guided loss; 2 for the Fast R-CNN head.
         loss_bbox (dict): the regression loss; the default is the reference's smooth-L1 (beta 1).
-        *args, **kwargs: ``Shared2FCBBoxHead``'s arguments.
+        **kwargs: the rest of ``Shared2FCBBoxHead``'s arguments (``num_classes``, box coder,
+            ``loss_cls``, ...), passed on unchanged.
     """
 
     def __init__(self,
-                 *args,
+                 fc_out_channels: int = 1024,
                  guided_scale: float = 2.0,
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
                  **kwargs) -> None:
         guided_scale = positive_number('guided_scale', guided_scale)
-        super().__init__(*args, loss_bbox=loss_bbox, **kwargs)
+        super().__init__(fc_out_channels, loss_bbox=loss_bbox, **kwargs)
         self.guided_scale = guided_scale
 
     def loss(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,

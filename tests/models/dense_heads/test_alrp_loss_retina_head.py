@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmdet_imbalance.models.dense_heads import ALRPLossRetinaHead, ALRPSelfBalanceHook
+from mmdet_imbalance.engine import ALRPSelfBalanceHook
+from mmdet_imbalance.models.dense_heads import ALRPLossRetinaHead
 from mmdet_imbalance.testing import build_detector, demo_batch, predict, train_step
 
 MINI = 'configs/mini/retinanet_mini_alrp-loss.py'
@@ -76,3 +77,18 @@ def test_bad_configuration(repo_root):
     head_cfg.update(sb_period=0)
     with pytest.raises(ValueError, match='period'):
         MODELS.build(head_cfg)
+
+
+@pytest.mark.parametrize('world_size,period', [(1, 5), (2, 3), (4, 2)])
+def test_self_balance_period_is_one_epoch_of_all_ranks(repo_root, world_size, period):
+    """10 images at batch 2 per rank: one epoch is 5 iterations alone, 3 on 2 ranks (ceil 10 / 4),
+    2 on 4. mmengine's InfiniteSampler (the mini rows') reports all 10 images on every rank."""
+    from mmengine.dataset import InfiniteSampler
+    from torch.utils.data import BatchSampler, DataLoader
+    torch.manual_seed(0)
+    model = build_detector(os.path.join(repo_root, MINI))
+    images = list(range(10))
+    loader = DataLoader(images, batch_sampler=BatchSampler(InfiniteSampler(images), 2, False))
+    runner = SimpleNamespace(model=model, train_dataloader=loader, world_size=world_size)
+    ALRPSelfBalanceHook().before_train(runner)
+    assert model.bbox_head.sb_period == period

@@ -12,8 +12,8 @@ from mmdet.registry import MODELS
 
 from mmdet_imbalance.models.dense_heads import ap_loss_retina_head as head_module
 from mmdet_imbalance.models.dense_heads.ap_loss_retina_head import (APLossRetinaHead,
-                                                                    ap_loss_targets,
                                                                     gather_for_ranking)
+from mmdet_imbalance.models.dense_heads.ranking_rows import ranking_targets
 from mmdet_imbalance.models.losses import ap_loss
 from mmdet_imbalance.testing import build_detector, demo_batch, load_config, predict, train_step
 
@@ -27,11 +27,11 @@ def test_targets_on_constructed_case():
     labels = torch.tensor([[0, 2, 3, 3]])
     weights = torch.tensor([[1., 1., 1., 0.]])
     expected = torch.tensor([[[1, 0, 0], [0, 0, 1], [0, 0, 0], [-1, -1, -1]]], dtype=torch.int8)
-    assert torch.equal(ap_loss_targets(labels, weights, num_classes=3), expected)
+    assert torch.equal(ranking_targets(labels, weights, num_classes=3), expected)
     with pytest.raises(ValueError, match='labels'):
-        ap_loss_targets(torch.tensor([4]), torch.ones(1), num_classes=3)
+        ranking_targets(torch.tensor([4]), torch.ones(1), num_classes=3)
     with pytest.raises(ValueError, match='label_weights'):
-        ap_loss_targets(torch.tensor([1, 2]), torch.ones(3), num_classes=3)
+        ranking_targets(torch.tensor([1, 2]), torch.ones(3), num_classes=3)
 
 
 @pytest.fixture(scope='module')

@@ -120,7 +120,7 @@ def test_head_requires_sigmoid_scores_and_stock_head_rejects_dr_loss():
     with pytest.raises(ValueError, match='use_sigmoid'):
         small_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
     stock = small_head(RetinaHead)
-    with pytest.raises(ValueError, match='avg_factor'):
+    with pytest.raises(TypeError, match='avg_factor'):
         stock.loss_by_feat(*head_inputs(stock))
 
 

@@ -296,7 +296,7 @@ def test_mini_row_with_two_residual_stages_trains(repo_root):
 @pytest.mark.parametrize('num_classes, expected_prior', [(3, 1 / 3), (80, 1 / 80), (1, 0.99)])
 def test_class_prior_is_one_over_k_with_the_single_class_stand_in(num_classes, expected_prior):
     # The released code initialises the class logits at prior 1/K; on a one-class set 1/1 would
-    # be an infinite bias, so the head takes single_class_prior (0.99) there.
+    # be an infinite bias, so the head takes SINGLE_CLASS_PRIOR (0.99) there.
     head = ResObjRetinaHead(num_classes=num_classes, in_channels=8, feat_channels=8,
                             stacked_convs=1)
     head.init_weights()

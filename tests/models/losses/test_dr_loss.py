@@ -222,8 +222,9 @@ def test_module_is_registered_and_scales_by_loss_weight():
     assert default.neg_lambda == pytest.approx(0.0798236, abs=1e-7)
 
 
-def test_module_rejects_per_level_avg_factor_and_softmax_scores():
-    with pytest.raises(ValueError, match='avg_factor'):
+def test_module_takes_no_avg_factor_and_rejects_softmax_scores():
+    # DR Loss is normalised by its expectations: avg_factor is not an argument (dr-loss.md §4).
+    with pytest.raises(TypeError, match='avg_factor'):
         DRLoss()(torch.zeros(3, 2), torch.tensor([0, 1, 2]), avg_factor=4)
     with pytest.raises(ValueError, match='use_sigmoid'):
         DRLoss(use_sigmoid=False)

@@ -134,6 +134,29 @@ def test_module_weights_normalisers_and_state():
     assert torch.allclose(loss_cls, direct_cls / (10 * 90.5))
 
 
+def test_module_reduction_override_gives_per_anchor_terms_and_sums():
+    loss_module = ResObjLoss()
+    cls, obj, labels, weights = _anchors()
+    per_obj = F.binary_cross_entropy_with_logits(
+        obj, torch.tensor([1., 0., 1., 0., 1., 0.]), reduction='none') * weights / 20
+    per_cls = torch.zeros(6)
+    per_cls[[0, 2]] = F.binary_cross_entropy_with_logits(
+        cls[[0, 2]], torch.tensor([[0., 0., 1.], [1., 0., 0.]]), reduction='none').sum(1) / 10
+    loss_cls, loss_obj = loss_module(cls, obj, labels, weights, reduction_override='none')
+    assert loss_cls.shape == loss_obj.shape == (6, )
+    torch.testing.assert_close(loss_obj, per_obj)
+    torch.testing.assert_close(loss_cls, per_cls)
+    loss_cls, loss_obj = loss_module(cls, obj, labels, weights, reduction_override='sum')
+    torch.testing.assert_close(loss_obj, per_obj.sum())
+    torch.testing.assert_close(loss_cls, per_cls.sum())
+    mean_cls, mean_obj = loss_module(cls, obj, labels, weights, obj_avg_factor=4.0,
+                                     cls_avg_factor=2.0)
+    torch.testing.assert_close(mean_obj, per_obj.sum() / 4.0)
+    torch.testing.assert_close(mean_cls, per_cls.sum() / 2.0)
+    with pytest.raises(ValueError, match='reduction'):
+        loss_module(cls, obj, labels, weights, reduction_override='max')
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(obj_weight=-1.0), 'obj_weight'),
     (dict(cls_weight='x'), 'cls_weight'),
