@@ -9,8 +9,9 @@ and the optimizer state stay float32, as in any autocast training. Evaluation ru
 (:func:`mmdet_imbalance.config_builder.use_precision` says why).
 
 mmcv's compiled ``nms`` and ``roi_align`` have no bfloat16 CPU kernels; building the wrapper
-installs the float32 fall-back of :mod:`mmdet_imbalance.models.cpu_autocast`, the one place that
-patches mmcv, so nothing is patched unless CPU bfloat16 is selected.
+installs the CPU box ops of :mod:`mmdet_imbalance.models.cpu_autocast` (``nms`` in float32,
+``roi_align`` as a float32 sparse product), the one place that patches mmcv, so nothing is
+patched unless CPU bfloat16 is selected.
 """
 import functools
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from mmdet.registry import OPTIM_WRAPPERS
-from ..models.cpu_autocast import use_float32_box_ops
+from ..models.cpu_autocast import use_cpu_box_ops
 
 PRECISIONS = ('auto', 'fp32', 'bf16')
 # ``auto`` takes bf16 on a CPU only when its bf16 matrix product is at least this much faster than
@@ -78,7 +79,7 @@ def resolve_precision(precision: str, device: Optional[str] = None) -> str:
 @OPTIM_WRAPPERS.register_module()
 class CPUAutocastOptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose forward runs under CPU autocast (bfloat16); building it makes
-    mmcv's ``nms`` and ``roi_align`` accept bfloat16 CPU inputs (:func:`use_float32_box_ops`).
+    mmcv's ``nms`` and ``roi_align`` accept bfloat16 CPU inputs (:func:`use_cpu_box_ops`).
 
     Args:
         channels_last (bool): move the model to the ``channels_last`` memory format at the first
@@ -88,7 +89,7 @@ class CPUAutocastOptimWrapper(OptimWrapper):
 
     def __init__(self, *args, channels_last: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        use_float32_box_ops()
+        use_cpu_box_ops()
         self.channels_last = channels_last
         self._model_prepared = False
 

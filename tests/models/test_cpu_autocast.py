@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmcv.ops import nms, roi_align
 
-from mmdet_imbalance.models.cpu_autocast import use_float32_box_ops
+from mmdet_imbalance.models.cpu_autocast import use_cpu_box_ops
 
 NO_SIDE_EFFECTS = """
 import os
@@ -35,7 +35,7 @@ def test_import_patches_nothing_and_the_bf16_wrapper_patches_mmcv():
 
 @pytest.fixture(autouse=True)
 def _float32_box_ops():
-    use_float32_box_ops()
+    use_cpu_box_ops()
 
 
 def test_nms_on_bfloat16_matches_float32():

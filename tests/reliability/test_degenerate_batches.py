@@ -15,7 +15,7 @@ import re
 import pytest
 import torch
 
-from mmdet_imbalance.models.cpu_autocast import use_float32_box_ops
+from mmdet_imbalance.models.cpu_autocast import use_cpu_box_ops
 from mmdet_imbalance.models.losses import (ap_loss, dr_loss, guided_loss, objectness_bce_loss,
                                            positive_class_bce_loss)
 from mmdet_imbalance.table.rows import rows_for
@@ -109,7 +109,7 @@ def test_extreme_logits(row, logit):
 @pytest.mark.parametrize('row', ROWS, ids=ROW_IDS)
 def test_bfloat16_autocast(row):
     # What selecting CPU bfloat16 (CPUAutocastOptimWrapper) does to mmcv's nms and roi_align.
-    use_float32_box_ops()
+    use_cpu_box_ops()
     model = _model(_config(row))
     batch = demo_batch(model, image_size=IMAGE, num_items=[1, 3])
     with torch.autocast('cpu', dtype=torch.bfloat16):
