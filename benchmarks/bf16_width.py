@@ -59,7 +59,8 @@ def median_seconds(model: nn.Module, x: torch.Tensor, autocast: bool, iters: int
 
 def main(argv=None):
     from mmdet_imbalance.engine.precision import native_bf16_cpu
-    from mmdet_imbalance.engine.run_record import cpu_model, gemm_gflops
+    from mmdet_imbalance.engine.precision import gemm_gflops
+    from mmdet_imbalance.engine.run_record import cpu_model
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--channels', type=int, nargs='+', default=[32, 64, 128, 256],

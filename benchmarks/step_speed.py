@@ -144,7 +144,7 @@ def measure_row(config: str, precision: str, iters: int, warmup: int, dataset: s
 
 def main(argv=None):
     from mmdet_imbalance.engine.precision import native_bf16_cpu
-    from mmdet_imbalance.engine.run_record import gemm_gflops
+    from mmdet_imbalance.engine.precision import gemm_gflops
     from mmdet_imbalance.table.rows import get_row, select_rows
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -37,6 +37,18 @@ def bad_input(errors=INPUT_ERRORS):
         raise BadInput(one_line(err)) from err
 
 
+def add_results_argument(parser, help: str = "the results tree (default: the repository's "
+                         'results/)') -> None:
+    """``--results DIR``, the committed results tree, as every tool that reads or writes it
+    takes it: the checkout's ``results/`` by default."""
+    import os
+
+    from mmdet_imbalance import config_paths
+    parser.add_argument('--results', metavar='DIR', help=help,
+                        default=os.path.join(config_paths.checkout_root() or os.getcwd(),
+                                             'results'))
+
+
 def add_debug_argument(parser) -> None:
     parser.add_argument('--debug', action='store_true',
                         help='on an error, show the traceback instead of the one-line message')

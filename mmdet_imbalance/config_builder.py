@@ -11,8 +11,12 @@ from typing import Any, Dict, Optional
 from mmengine.config import Config, ConfigDict, DictAction
 
 from mmdet_imbalance import config_paths
+from mmdet_imbalance.datasets.wrappers import innermost_dataset
 
 MINI_DATASET_DIR = osp.join(config_paths.configs_root(), 'mini', '_base_', 'datasets')
+#: What a COCO 2017 root holds.
+COCO_FILES = ('annotations/instances_train2017.json', 'annotations/instances_val2017.json',
+              'train2017', 'val2017')
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
              'test_evaluator')
 
@@ -27,6 +31,15 @@ class CfgOptionsAction(DictAction):
             parser.error(f'{option_string} {" ".join(bad)}: each option must be key=value, '
                          'e.g. train_cfg.max_iters=20')
         super().__call__(parser, namespace, values, option_string)
+
+
+def parse_cfg_options(options) -> Dict[str, Any]:
+    """``key=value`` strings as ``--cfg-options`` parses them (mmengine's ``DictAction``)."""
+    parsed: Dict[str, Any] = {}
+    for option in options:
+        key, value = option.split('=', maxsplit=1)
+        parsed[key] = DictAction._parse_iterable(value)
+    return parsed
 
 
 def add_precision_argument(parser) -> None:
@@ -150,12 +163,15 @@ def use_mini_dataset(cfg: Config, name: str) -> Config:
     return cfg
 
 
+def missing_coco_files(data_root: str):
+    """The files of a COCO 2017 root that ``data_root`` lacks."""
+    return [p for p in COCO_FILES if not osp.exists(osp.join(data_root, p))]
+
+
 def use_coco_root(cfg: Config, data_root: str) -> Config:
     """Point a COCO config's datasets and evaluators at ``data_root`` and check the files exist."""
     data_root = data_root.rstrip('/') + '/'
-    required = ['annotations/instances_train2017.json', 'annotations/instances_val2017.json',
-                'train2017', 'val2017']
-    missing = [p for p in required if not osp.exists(osp.join(data_root, p))]
+    missing = missing_coco_files(data_root)
     if missing:
         raise FileNotFoundError(
             f'--data-root {data_root} is not a COCO 2017 root: missing {missing}. It must hold '
@@ -170,10 +186,7 @@ def use_coco_root(cfg: Config, data_root: str) -> Config:
 
 
 def _dataset_of(loader: ConfigDict) -> ConfigDict:
-    dataset = loader.dataset
-    while 'dataset' in dataset:  # wrappers such as RepeatDataset / ClassBalancedDataset
-        dataset = dataset.dataset
-    return dataset
+    return innermost_dataset(loader.dataset)
 
 
 def check_data_files(cfg: Config) -> None:
@@ -227,38 +240,6 @@ def check_loss_head_compat(node: Any, path: str = 'model') -> None:
             check_loss_head_compat(value, f'{path}[{index}]')
 
 
-def use_precision(cfg: Config, precision: str) -> str:
-    """Make ``cfg`` train and evaluate in ``precision``; returns the resolved 'fp32' or 'bf16'.
-
-    bf16 is autocast of the training step: on CUDA through mmengine's ``AmpOptimWrapper``, on
-    CPU through :class:`~mmdet_imbalance.engine.CPUAutocastOptimWrapper`. Evaluation always runs
-    in float32 on the float32 weights: bfloat16 keeps 8 bits of mantissa, so a decoded box corner
-    near x=200 would round to 1 px steps, which moves COCO AP at IoU 0.9; and evaluation is a few
-    per cent of a mini run's time.
-    """
-    from mmdet_imbalance.engine.precision import resolve_precision
-    resolved = resolve_precision(precision)
-    wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper',
-                                                   'CPUAutocastOptimWrapper'):
-        raise ValueError(f"{cfg.filename}: optim_wrapper.type {wrapper.type!r} is not one that "
-                         '--precision knows how to switch')
-    wrapper.pop('loss_scale', None)
-    wrapper.pop('dtype', None)
-    if resolved == 'fp32':
-        wrapper.type = 'OptimWrapper'
-    elif precision_device() == 'cuda':
-        wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
-    else:
-        wrapper.type = 'CPUAutocastOptimWrapper'
-    return resolved
-
-
-def precision_device() -> str:
-    import torch
-    return 'cuda' if torch.cuda.is_available() else 'cpu'
-
-
 def build_runner_config(config: str,
                         work_dir: Optional[str] = None,
                         dataset: Optional[str] = None,
@@ -305,6 +286,7 @@ def build_runner_config(config: str,
         record = read_record(cfg.work_dir)
         precision = ((record.settings or {}).get('precision') if record else None) or precision
     if precision is not None:
+        from mmdet_imbalance.engine.precision import use_precision
         use_precision(cfg, precision)
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:

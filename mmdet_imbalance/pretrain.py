@@ -13,6 +13,7 @@ loader checks them (:class:`mmdet_imbalance.models.backbone_init.CheckedPretrain
 state dict holds ``backbone.*`` (mmdet's ``ResNet`` keys, loaded with ``prefix='backbone.'``) and
 the pretext classifier ``head.fc.*``, like an mmpretrain classifier checkpoint.
 """
+import functools
 import hashlib
 import os
 import os.path as osp
@@ -33,6 +34,14 @@ HASH_SUFFIX = re.compile(r'-([0-9a-f]{8})\.pth$')
 
 
 def sha256_of(path: str) -> str:
+    """The file's sha256, hashed once per process for a given path, size and modification time:
+    a run asks for its backbone's hash several times (settings identity, load, record)."""
+    stat = os.stat(path)
+    return _sha256_of(osp.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):

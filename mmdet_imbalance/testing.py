@@ -178,3 +178,14 @@ def fake_work_dir(work_dir: str, settings: dict, ap: float, seconds: float = 0.2
     # The config copy is written when the run starts, before its record's last update.
     os.utime(osp.join(str(work_dir), config_name), (1.0, 1.0))
     return record
+
+
+def table_request(tmp_path, rows: str = 'retinanet', **kwargs):
+    """A mini Table 1 request rooted at ``tmp_path`` (its work dir ``work/`` and results tree
+    ``results/`` side by side), for the table tests; ``rows`` as ``--rows`` takes them."""
+    from mmdet_imbalance.table.request import TableRequest
+    from mmdet_imbalance.table.rows import select_rows
+    options = dict(work_dir=str(tmp_path / 'work'), results=str(tmp_path / 'results'),
+                   data_root='data/coco', warmup_iters=2, python='python')
+    options.update(kwargs)
+    return TableRequest(rows=select_rows(rows, options.get('benchmark', 'mini')), **options)

@@ -10,14 +10,13 @@ folder is verified again after its ``run.json`` names the curve. See
 :func:`mmdet_imbalance.table.results.reexport_curves`.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmdet_imbalance import cli, config_paths  # noqa: E402
+from mmdet_imbalance import cli  # noqa: E402
 
 
 def main(argv=None):
@@ -26,9 +25,7 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/table1',
                         help='the table tool\'s --work-dir that trained the runs')
     parser.add_argument('--dataset', default='shapes', help='embedded dataset of the mini tree')
-    parser.add_argument('--results', metavar='DIR',
-                        default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
-                        help="the results tree (default: the repository's results/)")
+    cli.add_results_argument(parser)
     cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     from mmdet_imbalance.table.results import reexport_curves

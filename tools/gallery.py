@@ -13,7 +13,6 @@ Checkpoints are not kept in git (mmdet_imbalance/table/gallery.py says why). Wri
 ``<out>.inputs.json`` next to the picture: the hash of the records of the runs drawn.
 """
 import argparse
-import os
 import os.path as osp
 import shlex
 import sys
@@ -35,9 +34,7 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detections scoring above this are drawn')
     parser.add_argument('--dataset', default='shapes', help='embedded dataset of the mini tree')
-    parser.add_argument('--results', metavar='DIR',
-                        default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
-                        help="the results tree (default: the repository's results/)")
+    cli.add_results_argument(parser)
     parser.add_argument('--work-dir', default='work_dirs/table1',
                         help='the table tool\'s --work-dir, where its runs keep their checkpoints')
     parser.add_argument('--retrain-dir', default='work_dirs/gallery',

@@ -30,7 +30,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.analysis import (DEFAULT_CACHE_DIR, STAGES, doc_sections,  # noqa: E402
                                       format_doc_table, format_table, get_imbalance_stats,
-                                      rewrite_doc, train_dataset_cfg)
+                                      rewrite_doc)
 
 
 def parse_args(argv=None):
@@ -67,16 +67,12 @@ def parse_args(argv=None):
 
 def compute(args) -> dict:
     """The statistics of ``args.config`` with the command line's dataset and config options."""
-    import mmdet_imbalance  # noqa: F401  (registers modules)
-    from mmdet_imbalance.config_builder import load_config, use_mini_dataset
+    from mmdet_imbalance.config_builder import build_runner_config
     from mmdet_imbalance.engine.checkpoint_loading import own_checkpoint_loading
-    cfg = load_config(args.config)
-    if args.dataset:
-        use_mini_dataset(cfg, args.dataset)
-    if args.data_root:
-        train_dataset_cfg(cfg).data_root = args.data_root.rstrip('/') + '/'
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    # The data choices apply as for training (the COCO root rule included); the files are read
+    # when the statistics are counted.
+    cfg = build_runner_config(args.config, dataset=args.dataset, data_root=args.data_root,
+                              cfg_options=args.cfg_options, check_files=False)
     # --checkpoint names a two-stage run's checkpoint, which mmengine loads (RoI stage).
     with own_checkpoint_loading():
         return get_imbalance_stats(

@@ -21,8 +21,7 @@ from mmdet_imbalance.table import metafile  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'results'), metavar='DIR',
-                        help="the results tree (default: the repository's results/)")
+    cli.add_results_argument(parser)
     parser.add_argument('--check', action='store_true',
                         help='write nothing; list the files that differ and exit 1 if any does')
     cli.add_debug_argument(parser)

@@ -19,7 +19,7 @@ import sys
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmdet_imbalance import cli, config_paths  # noqa: E402
+from mmdet_imbalance import cli  # noqa: E402
 
 
 def main(argv=None):
@@ -33,9 +33,7 @@ def main(argv=None):
     parser.add_argument('--keys', nargs='+', default=list(DEFAULT_KEYS),
                         help='logged scalars to draw, one column each')
     parser.add_argument('--dataset', default='shapes', help='embedded dataset of the mini tree')
-    parser.add_argument('--results', metavar='DIR',
-                        default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
-                        help="the results tree (default: the repository's results/)")
+    cli.add_results_argument(parser)
     parser.add_argument('--out', default=osp.join(REPO_ROOT, 'docs', 'curves.png'))
     cli.add_debug_argument(parser)
     args = parser.parse_args(argv)

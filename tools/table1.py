@@ -9,12 +9,12 @@
     python tools/table1.py --benchmark coco --data-root data/coco --launcher pytorch --gpus 8
     python tools/table1.py --rows retinanet --launcher pytorch --gpus 2  # 2 CPU ranks, gloo
 
-A thin CLI over :func:`mmdet_imbalance.table.runs.run_table`, which says what a request trains,
+A thin CLI: it builds a :class:`~mmdet_imbalance.table.request.TableRequest` and hands it to
+:func:`mmdet_imbalance.table.runs.run_table`, which says what a request trains,
 skips, resumes and refuses. Rows whose config or modules do not exist yet are listed as "not
 implemented". See docs/table1-method.md.
 """
 import argparse
-import os
 import os.path as osp
 import shlex
 import signal
@@ -24,10 +24,11 @@ import warnings
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmdet_imbalance import cli, config_paths  # noqa: E402
+from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.config_builder import add_precision_argument  # noqa: E402
 from mmdet_imbalance.engine.precision import resolve_precision  # noqa: E402
 from mmdet_imbalance.table import collect, runs  # noqa: E402
+from mmdet_imbalance.table.request import TableRequest  # noqa: E402
 from mmdet_imbalance.table.rows import BENCHMARKS, select_rows, valid_row_names  # noqa: E402
 
 MINI_DATASETS = ('trees', 'shapes')
@@ -66,10 +67,8 @@ def parse_args(argv=None):
     parser.add_argument('--gpus-per-node', type=int, default=8, help='slurm: GPUs per node')
     parser.add_argument('--partition', help='slurm partition')
     parser.add_argument('--python', default=sys.executable, help='interpreter for the runs')
-    parser.add_argument('--results', metavar='DIR',
-                        default=osp.join(config_paths.checkout_root() or os.getcwd(), 'results'),
-                        help='the committed results tree: every finished run of the table is '
-                             'exported there (default: the repository\'s results/)')
+    cli.add_results_argument(parser, help='the committed results tree: every finished run of '
+                             "the table is exported there (default: the repository's results/)")
     parser.add_argument('--reuse-results', action='store_true',
                         help='do not train runs that the results tree already holds with the '
                              'same settings; the table takes them from there (adds seeds to a '
@@ -115,6 +114,19 @@ def parse_args(argv=None):
     return args
 
 
+def table_request(args, command: str) -> TableRequest:
+    """The request of the parsed options."""
+    return TableRequest(
+        rows=args.selected, work_dir=args.work_dir, results=args.results,
+        benchmark=args.benchmark, dataset=args.dataset, precision=args.precision,
+        seeds=args.seeds, force=args.force, collect_only=args.collect_only,
+        reuse_results=args.reuse_results, from_results=args.from_results,
+        max_iters=args.max_iters, warmup_iters=args.warmup_iters, cfg_options=args.cfg_options,
+        data_root=args.data_root, launcher=args.launcher, gpus=args.gpus,
+        gpus_per_node=args.gpus_per_node, partition=args.partition, python=args.python,
+        publish=args.publish, command=command)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f'signal {signum}')
 
@@ -125,12 +137,13 @@ def main(argv=None):
     # mmengine resolves ``mmdet::`` bases through pkg_resources, which warns on every config load.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     command = 'python tools/table1.py ' + shlex.join(argv if argv is not None else sys.argv[1:])
-    paths, failures = runs.run_table(args, command)
+    request = table_request(args, command)
+    paths, failures = runs.run_table(request)
     print('Table files: ' + ', '.join(paths[e] for e in ('md', 'csv', 'json', 'png')))
     if args.publish and args.from_results:
         # The published plot records the records it was drawn from (tests/test_pictures.py).
         from mmdet_imbalance.table import pictures, results
-        tree = results.table_dir(args.results, args.benchmark, runs.request_dataset(args))
+        tree = results.table_dir(args.results, args.benchmark, request.mini_dataset)
         pictures.write_inputs(osp.join(args.publish, 'table1.png'), osp.dirname(args.results),
                               [osp.relpath(tree, osp.dirname(args.results)) + '/seed*/*/run.json'],
                               command)

@@ -13,37 +13,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.config_builder import CfgOptionsAction, build_runner_config  # noqa: E402,E501
+from mmdet_imbalance.engine.checkpoint_loading import check_checkpoint_fits  # noqa: E402
 from mmdet_imbalance.engine.distributed import setup_cpu_distributed  # noqa: E402
-
-
-def check_checkpoint_fits(model, checkpoint: str) -> None:
-    """Raise ValueError unless ``checkpoint``'s weights have exactly ``model``'s keys and shapes.
-
-    mmengine loads a checkpoint non-strictly and only warns, in the middle of the log, about keys
-    that do not fit: another detector's checkpoint would be scored with random weights (AP 0.000,
-    exit 0). The keys are compared as mmengine loads them (``module.`` prefix removed).
-    """
-    import pickle
-
-    import torch
-    from mmengine.model import is_model_wrapper
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f'checkpoint {checkpoint} cannot be loaded ({err})') from err
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    expected = (model.module if is_model_wrapper(model) else model).state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(k for k in set(expected) & set(state)
-                        if tuple(getattr(state[k], 'shape', ())) != tuple(expected[k].shape))
-    problems = [f'{len(keys)} {kind} keys (e.g. {", ".join(keys[:3])})'
-                for kind, keys in (('missing', missing), ('unexpected', unexpected),
-                                   ('shape-mismatched', mismatched)) if keys]
-    if problems:
-        raise ValueError(f'checkpoint {checkpoint} does not fit the model of this config: '
-                         f'{"; ".join(problems)}. Was it trained with another config?')
 
 
 def main(argv=None):

@@ -6,6 +6,9 @@ _base_ = 'mmdet::atss/atss_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
 custom_hooks = [dict(type='ImbalanceTableHook')]
+# mmdet's own train script (mim train mmdet ...) builds this Runner, which can --resume our
+# checkpoints on torch >= 2.6 (mmdet_imbalance/engine/checkpoint_loading.py).
+runner_type = 'mmdet.OwnCheckpointRunner'
 # Stock DetDataPreprocessor plus the removal of GT boxes under 1 px (as COCO's loader does), so
 # that no row meets the -inf regression target of a zero-width box.
 model = dict(data_preprocessor=dict(type='BoxFilterDetDataPreprocessor'))

@@ -5,6 +5,9 @@ _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
 custom_hooks = [dict(type='ImbalanceTableHook')]
+# mmdet's own train script (mim train mmdet ...) builds this Runner, which can --resume our
+# checkpoints on torch >= 2.6 (mmdet_imbalance/engine/checkpoint_loading.py).
+runner_type = 'mmdet.OwnCheckpointRunner'
 # mmdet's CocoDataset, plus a warning that counts, per reason and once per file, the annotations it
 # drops (degenerate, non-finite, outside the image, unknown category) instead of dropping them in
 # silence (mmdet_imbalance/datasets/checked_coco.py).

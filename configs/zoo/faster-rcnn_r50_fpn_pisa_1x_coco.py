@@ -7,3 +7,6 @@ _base_ = 'mmdet::pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_imbalance'], allow_failed_imports=False)
 custom_hooks = [dict(type='ImbalanceTableHook')]
+# mmdet's own train script (mim train mmdet ...) builds this Runner, which can --resume our
+# checkpoints on torch >= 2.6 (mmdet_imbalance/engine/checkpoint_loading.py).
+runner_type = 'mmdet.OwnCheckpointRunner'

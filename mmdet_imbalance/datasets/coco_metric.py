@@ -14,13 +14,15 @@ evaluation keeps them; mmdet's loader does not train on them, as before), ``iscr
 ``ignore`` regions stay, and a file without corrupt boxes is scored bit for bit as before. The
 boxes left out are counted in a warning that names the file.
 
-:func:`install` applies this to ``CocoMetric`` itself, once, when the package is imported (as
-``cpu_autocast`` does for mmcv's ops): every config and entry point (``mim test``, a user's
-config with ``type='CocoMetric'``) gets it, and no config changes, so run settings stay the same.
+:func:`leave_out_corrupt_boxes` applies this to a built ``CocoMetric``, and
+``ImbalanceTableHook`` applies it to every ``CocoMetric`` of a run's validation and test loops
+when the run starts (every row config has the hook, ``mim train`` and ``mim test`` included). No
+config changes, so run settings stay the same, and importing the package leaves mmdet's
+``CocoMetric`` as installed.
 """
-import functools
 import logging
 from collections import Counter
+from typing import Optional
 
 from mmengine.logging import print_log
 
@@ -52,25 +54,36 @@ def remove_corrupt_boxes(coco) -> Counter:
     return removed
 
 
-def install() -> None:
-    """Make ``CocoMetric`` leave corrupt boxes out of the ground truth it loads (idempotent)."""
+def leave_out_corrupt_boxes(metric, ann_file: Optional[str] = None) -> Counter:
+    """Remove from a built ``CocoMetric``'s ground truth the boxes the loader drops as corrupt,
+    with a warning that names ``ann_file`` (the file the metric was built on) and counts them;
+    returns the count per reason (empty for a clean file, or a metric without an annotation
+    file). Idempotent."""
+    coco = getattr(metric, '_coco_api', None)
+    if coco is None:
+        return Counter()
+    removed = remove_corrupt_boxes(coco)
+    if removed:
+        reasons = ', '.join(f'{n} {reason}' for reason, n in removed.most_common())
+        print_log(f'{ann_file or "the annotation file"}: the evaluation leaves out {sum(removed.values())} '
+                  'ground-truth boxes that the loader drops as corrupt '
+                  f'({reasons}); they are neither trained on nor scored', logger='current',
+                  level=logging.WARNING)
+    return removed
+
+
+def leave_out_corrupt_boxes_of(runner) -> None:
+    """:func:`leave_out_corrupt_boxes` for every ``CocoMetric`` of the runner's built validation
+    and test loops (loops still given as configs are left as they are)."""
     from mmdet.evaluation.metrics import CocoMetric
-    if getattr(CocoMetric.__init__, 'leaves_out_corrupt_boxes', False):
-        return
-    original = CocoMetric.__init__
-
-    @functools.wraps(original)
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        if self._coco_api is None:
-            return
-        removed = remove_corrupt_boxes(self._coco_api)
-        if removed:
-            ann_file = kwargs.get('ann_file', args[0] if args else None)
-            reasons = ', '.join(f'{n} {reason}' for reason, n in removed.most_common())
-            print_log(f'{ann_file}: the evaluation leaves out {sum(removed.values())} ground-truth '
-                      f'boxes that the loader drops as corrupt ({reasons}); they are neither '
-                      'trained on nor scored', logger='current', level=logging.WARNING)
-
-    __init__.leaves_out_corrupt_boxes = True
-    CocoMetric.__init__ = __init__
+    from mmengine.runner import BaseLoop
+    for loop, key in ((getattr(runner, '_val_loop', None), 'val_evaluator'),
+                      (getattr(runner, '_test_loop', None), 'test_evaluator')):
+        evaluator = getattr(loop, 'evaluator', None) if isinstance(loop, BaseLoop) else None
+        built = runner.cfg.get(key) or {}
+        # The evaluator builds one metric per config entry, in order.
+        entries = list(built) if isinstance(built, (list, tuple)) else [built]
+        for index, metric in enumerate(getattr(evaluator, 'metrics', ())):
+            if isinstance(metric, CocoMetric):
+                entry = entries[index] if index < len(entries) else {}
+                leave_out_corrupt_boxes(metric, entry.get('ann_file'))

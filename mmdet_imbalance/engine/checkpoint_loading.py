@@ -8,8 +8,8 @@ unpickle in full, which can run code stored in the file; so it is set only aroun
 the checkpoint a command names or resumes (:func:`own_checkpoint_loading`), never for the process:
 a ``torch.load`` elsewhere keeps torch's default. :class:`OwnCheckpointRunner` is mmengine's
 ``Runner`` with that scope around its one loading step; ``tools/train.py`` and ``tools/test.py``
-build it. A run started through mmdet's own script (``mim train``) uses mmengine's ``Runner``;
-``--cfg-options runner_type=OwnCheckpointRunner`` gives it this one for ``--resume``.
+build it, and every row config names it (``runner_type``), so that mmdet's own script
+(``mim train mmdet <config> --resume``) builds it too.
 """
 import os
 from contextlib import contextmanager
@@ -43,3 +43,33 @@ class OwnCheckpointRunner(Runner):
     def load_or_resume(self) -> None:
         with own_checkpoint_loading():
             super().load_or_resume()
+
+
+def check_checkpoint_fits(model, checkpoint: str) -> None:
+    """Raise ValueError unless ``checkpoint``'s weights have exactly ``model``'s keys and shapes.
+
+    mmengine loads a checkpoint non-strictly and only warns, in the middle of the log, about keys
+    that do not fit: another detector's checkpoint would be scored with random weights (AP 0.000,
+    exit 0). The keys are compared as mmengine loads them (``module.`` prefix removed).
+    """
+    import pickle
+
+    import torch
+    from mmengine.model import is_model_wrapper
+    try:
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f'checkpoint {checkpoint} cannot be loaded ({err})') from err
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    expected = (model.module if is_model_wrapper(model) else model).state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(state)
+                        if tuple(getattr(state[k], 'shape', ())) != tuple(expected[k].shape))
+    problems = [f'{len(keys)} {kind} keys (e.g. {", ".join(keys[:3])})'
+                for kind, keys in (('missing', missing), ('unexpected', unexpected),
+                                   ('shape-mismatched', mismatched)) if keys]
+    if problems:
+        raise ValueError(f'checkpoint {checkpoint} does not fit the model of this config: '
+                         f'{"; ".join(problems)}. Was it trained with another config?')

@@ -6,7 +6,7 @@ the only faster step is a lower-precision one. Where a CPU computes bfloat16 nat
 under ``torch.autocast('cpu', bfloat16)`` (docs/calibration.md). mmengine's ``AmpOptimWrapper``
 refuses the CPU, so :class:`CPUAutocastOptimWrapper` adds the autocast itself; weights, gradients
 and the optimizer state stay float32, as in any autocast training. Evaluation runs in float32
-(:func:`mmdet_imbalance.config_builder.use_precision` says why).
+(:func:`use_precision` says why).
 
 mmcv's compiled ``nms`` and ``roi_align`` have no bfloat16 CPU kernels; building the wrapper
 installs the CPU box ops of :mod:`mmdet_imbalance.models.cpu_autocast` (``nms`` in float32,
@@ -14,6 +14,8 @@ installs the CPU box ops of :mod:`mmdet_imbalance.models.cpu_autocast` (``nms`` 
 patched unless CPU bfloat16 is selected.
 """
 import functools
+import json
+import os
 from contextlib import contextmanager
 from typing import Dict, Optional
 
@@ -24,6 +26,8 @@ from mmdet.registry import OPTIM_WRAPPERS
 from ..models.cpu_autocast import use_cpu_box_ops
 
 PRECISIONS = ('auto', 'fp32', 'bf16')
+#: The optim wrappers :func:`use_precision` switches between.
+WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'CPUAutocastOptimWrapper')
 # ``auto`` takes bf16 on a CPU only when its bf16 matrix product is at least this much faster than
 # its fp32 one. A mini step gains a fraction of the matrix-product speedup (its narrow convolutions
 # gain least, benchmarks/bf16_width.py), and on some CPUs that report AVX512-BF16 the bf16 product
@@ -43,11 +47,53 @@ def native_bf16_cpu() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+#: The parent's measured rates, handed to the runs it starts (:func:`rates_for_children`), so that
+#: a run's record holds the rates its precision was chosen on, not a second measurement.
+RATES_ENV = 'MMDET_IMBALANCE_GEMM_GFLOPS'
+
+
+def default_device() -> str:
+    """'cuda' where torch sees a GPU, else 'cpu': the device a run trains on."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def gemm_gflops(dtype, size: int = 1024, repeat: int = 5) -> float:
+    """Achieved GFLOP/s of a square matrix product in ``dtype`` on this machine (best of
+    ``repeat``): the machine's speed in one number, so that readers can scale times by it."""
+    import time
+    # A generator of its own: drawing from torch's global one would shift the run's random stream.
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
+    a @ b
+    best = float('inf')
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_gemm_gflops() -> Dict[str, float]:
-    """This CPU's measured matrix-product GFLOP/s in fp32 and bf16 (measured once per process)."""
-    from .run_record import gemm_gflops
+    """This CPU's matrix-product GFLOP/s in fp32 and bf16: the parent process's
+    (:data:`RATES_ENV`) when it started this one, else measured here, once per process."""
+    given = os.environ.get(RATES_ENV)
+    if given:
+        try:
+            rates = json.loads(given)
+            return {'fp32': float(rates['fp32']), 'bf16': float(rates['bf16'])}
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f'{RATES_ENV}={given!r}: expected JSON like '
+                             '{"fp32": 190.0, "bf16": 420.0}') from err
     return {'fp32': gemm_gflops(torch.float32), 'bf16': gemm_gflops(torch.bfloat16)}
+
+
+def rates_for_children() -> Dict[str, str]:
+    """The environment that hands this process's measured rates to a run it starts; empty when
+    it has not measured them (an explicit ``--precision`` needs none)."""
+    if torch.cuda.is_available() or not cpu_gemm_gflops.cache_info().currsize:
+        return {}
+    return {RATES_ENV: json.dumps(cpu_gemm_gflops())}
 
 
 def bf16_pays_off(rates: Optional[Dict[str, float]] = None) -> bool:
@@ -70,7 +116,7 @@ def resolve_precision(precision: str, device: Optional[str] = None) -> str:
         raise ValueError(f'--precision {precision!r}: choose one of {PRECISIONS}')
     if precision != 'auto':
         return precision
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = device or default_device()
     if device == 'cuda':
         return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
     return 'bf16' if bf16_pays_off() else 'fp32'
@@ -102,11 +148,39 @@ class CPUAutocastOptimWrapper(OptimWrapper):
             yield
 
 
-def run_precision(optim_wrapper) -> str:
-    """The precision a built optim wrapper actually trains in: 'fp32', 'bf16' or 'fp16'."""
-    if isinstance(optim_wrapper, CPUAutocastOptimWrapper):
+def use_precision(cfg, precision: str) -> str:
+    """Make the Runner config ``cfg`` train and evaluate in ``precision``; returns the resolved
+    'fp32' or 'bf16'. :func:`config_precision` is its inverse.
+
+    bf16 is autocast of the training step: on CUDA through mmengine's ``AmpOptimWrapper``, on
+    CPU through :class:`CPUAutocastOptimWrapper`. Evaluation always runs in float32 on the float32
+    weights: bfloat16 keeps 8 bits of mantissa, so a decoded box corner near x=200 would round to
+    1 px steps, which moves COCO AP at IoU 0.9; and evaluation is a few per cent of a mini run's
+    time.
+    """
+    resolved = resolve_precision(precision)
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') not in WRAPPERS:
+        raise ValueError(f"{cfg.filename}: optim_wrapper.type {wrapper.type!r} is not one that "
+                         '--precision knows how to switch')
+    wrapper.pop('loss_scale', None)
+    wrapper.pop('dtype', None)
+    if resolved == 'fp32':
+        wrapper.type = 'OptimWrapper'
+    elif default_device() == 'cuda':
+        wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
+    else:
+        wrapper.type = 'CPUAutocastOptimWrapper'
+    return resolved
+
+
+def config_precision(cfg) -> str:
+    """'fp32', 'bf16' or 'fp16': the precision the config's optim wrapper trains in (the inverse
+    of :func:`use_precision`, also for configs that set an AMP wrapper themselves)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    kind = wrapper.get('type', 'OptimWrapper')
+    if kind == 'CPUAutocastOptimWrapper':
         return 'bf16'
-    dtype = getattr(optim_wrapper, 'cast_dtype', None)
-    if type(optim_wrapper).__name__ == 'AmpOptimWrapper':
-        return 'bf16' if dtype == torch.bfloat16 else 'fp16'
+    if kind == 'AmpOptimWrapper':
+        return 'bf16' if str(wrapper.get('dtype')) in ('bfloat16', 'torch.bfloat16') else 'fp16'
     return 'fp32'

@@ -25,6 +25,9 @@ import platform
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
+from mmdet_imbalance.datasets.wrappers import train_dataset
+from .precision import config_precision, cpu_gemm_gflops, native_bf16_cpu
+
 RECORD_DIR = 'imbalance'
 RUN_FILE = 'run.json'
 PROGRESS_FILE = 'progress.json'
@@ -33,7 +36,9 @@ SCHEMA = 2
 #: Config keys that say where and how a run is launched, not what it computes
 #: (``model_wrapper_cfg``: set for a CPU launcher, engine/distributed.py).
 VOLATILE_KEYS = ('work_dir', 'launcher', 'resume', 'load_from', 'overwrite_work_dir',
-                 'model_wrapper_cfg')
+                 'model_wrapper_cfg', 'runner_type')
+#: The metric a record's ``ap`` is 100 times (mmdet's ``CocoMetric``, bbox AP@[.5:.95]).
+AP_KEY = 'coco/bbox_mAP'
 #: The settings that identify a run, in the order a mismatch is reported.
 SETTING_KEYS = ('config_sha256', 'dataset', 'dataset_version', 'recipe_version', 'precision',
                 'max_iters', 'seed', 'backbone_sha256')
@@ -70,24 +75,6 @@ def write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def config_precision(cfg) -> str:
-    """'fp32', 'bf16' or 'fp16': the precision the config's optim wrapper trains in."""
-    wrapper = cfg.get('optim_wrapper') or {}
-    kind = wrapper.get('type', 'OptimWrapper')
-    if kind == 'CPUAutocastOptimWrapper':
-        return 'bf16'
-    if kind == 'AmpOptimWrapper':
-        return 'bf16' if str(wrapper.get('dtype')) in ('bfloat16', 'torch.bfloat16') else 'fp16'
-    return 'fp32'
-
-
-def _dataset_of(cfg) -> dict:
-    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
-    while 'dataset' in dataset:  # RepeatDataset and other wrappers
-        dataset = dataset['dataset']
-    return dataset
-
-
 def backbone_sha256(cfg) -> Optional[str]:
     """The sha256 of the pretrained backbone file a config starts from (``CheckedPretrained``),
     verified against its name; None for a config without one."""
@@ -106,7 +93,7 @@ def run_settings(cfg) -> Dict[str, object]:
     for key in VOLATILE_KEYS:
         content.pop(key, None)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=repr).encode())
-    dataset = _dataset_of(cfg)
+    dataset = train_dataset(cfg)
     embedded = dataset.get('embedded') if dataset.get('type') == 'EmbeddedCocoDataset' else None
     train_cfg = cfg.get('train_cfg') or {}
     return dict(
@@ -146,24 +133,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gemm_gflops(dtype, size: int = 1024, repeat: int = 5) -> float:
-    """Achieved GFLOP/s of a square matrix product in ``dtype`` on this machine (best of
-    ``repeat``): the machine's speed in one number, so that readers can scale times by it."""
-    import time
-
-    import torch
-    # A generator of its own: drawing from torch's global one would shift the run's random stream.
-    generator = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
-    a @ b
-    best = float('inf')
-    for _ in range(repeat):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
-
-
 def environment() -> Dict[str, object]:
     """The machine (with its measured matrix-product speed) and the package versions."""
     import mmcv
@@ -172,7 +141,6 @@ def environment() -> Dict[str, object]:
     import torch
 
     from mmdet_imbalance.version import __version__
-    from .precision import cpu_gemm_gflops, native_bf16_cpu
     cuda = torch.cuda.is_available()
     return dict(
         host=platform.node(),

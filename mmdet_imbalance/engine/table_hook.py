@@ -24,6 +24,10 @@ iteration count or config content), unless the config sets ``overwrite_work_dir=
 
 Resuming (``--resume``) restores the recorded times from the checkpoint, where the hook stores
 them, so a killed run continues its record where the checkpoint left it.
+
+When a run starts (training, validation or test alone), the hook also makes its ``CocoMetric``s
+leave out the ground-truth boxes that the loader drops as corrupt
+(:mod:`mmdet_imbalance.datasets.coco_metric`), so that AP scores what the model trained on.
 """
 import os
 import os.path as osp
@@ -39,10 +43,11 @@ from mmengine.dist import all_reduce, is_main_process
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
-from .run_record import (RunRecord, WorkDirLock, environment, progress_path, read_record,
-                         run_settings, settings_diff, write_json_atomic)
 
-AP_KEY = 'coco/bbox_mAP'
+from mmdet_imbalance.datasets.coco_metric import leave_out_corrupt_boxes_of
+from .run_record import (AP_KEY, RunRecord, WorkDirLock, environment, progress_path,
+                         read_record, run_settings, settings_diff, write_json_atomic)
+
 CHECKPOINT_KEY = 'imbalance_table_hook'
 
 
@@ -80,7 +85,9 @@ class ImbalanceTableHook(Hook):
 
     # -- set-up -------------------------------------------------------------------------------
     def before_run(self, runner) -> None:
-        """Lock the work dir, check it holds no run of other settings, open the record."""
+        """Leave corrupt ground truth out of the run's COCO metrics; lock the work dir, check it
+        holds no run of other settings, open the record."""
+        leave_out_corrupt_boxes_of(runner)
         record = self.record
         record.config = getattr(runner.cfg, 'filename', None)
         record.settings = run_settings(runner.cfg)

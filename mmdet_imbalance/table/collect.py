@@ -30,12 +30,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from mmdet_imbalance.engine.run_record import (RunRecord, progress_path, read_json,
+from mmdet_imbalance.engine.run_record import (AP_KEY, RunRecord, progress_path, read_json,
                                                read_record)
 
 #: Iterations skipped at the start of a run before timing (see the module docstring).
 WARMUP_ITERS = 10
-AP_KEY = 'coco/bbox_mAP'
 
 
 def steady_state_seconds(times: Sequence[float],
@@ -111,6 +110,11 @@ class RunResult:
     @property
     def finished(self) -> bool:
         return self.status == 'finished'
+
+    @property
+    def seed(self) -> Optional[int]:
+        """The seed the run recorded (run.json only)."""
+        return self.settings.get('seed')
 
 
 def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:

@@ -80,12 +80,10 @@ def find_checkpoint(published: RunRecord,
 def train_command(row: Row, dataset: str, seed: int, precision: str, work_dir: str,
                   python: str = sys.executable) -> List[str]:
     """The table tool's own training command of ``row`` / ``seed`` (one process, no cap)."""
-    from types import SimpleNamespace
-
-    from .runs import train_command as table_command
-    request = SimpleNamespace(benchmark='mini', dataset=dataset, precision=precision,
-                              max_iters=None, cfg_options=[], launcher='none', gpus=1,
-                              python=python, data_root=None)
+    from .launch import train_command as table_command
+    from .request import TableRequest
+    request = TableRequest(rows=(row,), work_dir=work_dir, results='', dataset=dataset,
+                           precision=precision, python=python)
     return table_command(request, row, seed, work_dir, resume=False)
 
 

@@ -6,11 +6,8 @@ that both it and its baseline have. When a baseline lacks a seed that one of its
 row's ΔAP uses fewer pairs than it has seeds; :func:`seed_warnings` names the missing seed, and
 the header, ``table1.json`` and ``table1.csv`` give the pairs of every row.
 """
-import os
-import platform
 from typing import Dict, Iterable, List, Sequence
 
-from mmdet_imbalance.engine.run_record import cpu_model
 from .collect import RowResult
 from .rows import Row
 
@@ -41,16 +38,6 @@ def gflops(runs) -> str:
         if values:
             out.append(f'{dtype} {min(values):.0f}-{max(values):.0f}')
     return ', '.join(out) or '-'
-
-
-def machine_description() -> str:
-    import torch
-    if torch.cuda.is_available():
-        device = f'{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}'
-    else:
-        device = f'CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})'
-    return f'{platform.node()}: {device}, {cpu_model()}, ' \
-           f'python {platform.python_version()}, torch {torch.__version__}'
 
 
 # -- seeds ---------------------------------------------------------------------------------------

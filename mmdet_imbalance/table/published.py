@@ -2,8 +2,11 @@
 over seeds, and the rows a picture shows by default.
 
 The same reader as ``--from-results`` (:func:`.results.load_tree`, which verifies every folder),
-with the settings each row's current config gives (:func:`.metafile.expected_settings`).
+with the settings each row's current config gives (:func:`expected_settings`). The model index
+(:mod:`.metafile`) reads the tree through :func:`load_results`.
 """
+import glob
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import collect, results
@@ -13,10 +16,51 @@ from .rows import ROWS, Row, get_row, select_rows
 Runs = Dict[str, Dict[int, RunResult]]
 
 
+def tree_datasets(results_root: str, benchmark: str) -> List[Optional[str]]:
+    """The datasets the results tree holds runs of for ``benchmark`` (None: COCO)."""
+    if benchmark == 'coco':
+        return [None] if osp.isdir(osp.join(results_root, 'coco')) else []
+    found = []
+    for path in sorted(glob.glob(osp.join(results_root, f'{benchmark}-*'))):
+        if osp.isdir(path):
+            found.append(osp.basename(path)[len(benchmark) + 1:])
+    return found
+
+
+def expected_settings(benchmark: str, dataset: Optional[str], key: str, seed: int,
+                      record) -> dict:
+    """The settings the row's current config gives for ``seed``, at the record's precision: what
+    the table tool trains and checks a record against (:func:`.plan.requested_settings`)."""
+    import tempfile
+
+    from .plan import requested_settings
+    from .request import TableRequest
+    request = TableRequest(rows=(), work_dir=tempfile.gettempdir(), results='',
+                           benchmark=benchmark, dataset=dataset,
+                           precision=record.precision or 'fp32',
+                           data_root=osp.abspath('data/coco'))
+    return requested_settings(request, get_row(key), seed)
+
+
+def load_results(results_root: str, benchmark: str, keys: List[str],
+                 warmup_iters: int = collect.WARMUP_ITERS):
+    """{dataset: {key: {seed: RunResult}}} of the usable records, and the stale ones."""
+    out, stale = {}, []
+    for dataset in tree_datasets(results_root, benchmark):
+
+        def expected(key, seed, record, dataset=dataset):
+            return expected_settings(benchmark, dataset, key, seed, record)
+
+        runs, left_out = results.load_tree(results_root, benchmark, dataset, keys, expected,
+                                           warmup_iters)
+        out[dataset] = runs
+        stale += left_out
+    return out, stale
+
+
 def load_table(root: str, dataset: Optional[str], keys: Optional[Sequence[str]] = None,
                benchmark: str = 'mini') -> Tuple[Runs, Dict[str, RowResult], List[str]]:
     """({key: {seed: run}}, {key: aggregated row}, stale records) of the tree's usable runs."""
-    from .metafile import expected_settings
     keys = list(keys or [row.key for row in ROWS if row.config(benchmark)])
 
     def expected(key, seed, record):

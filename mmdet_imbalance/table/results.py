@@ -108,18 +108,17 @@ def load_tree(root: str, benchmark: str, dataset: Optional[str], keys: List[str]
     base = table_dir(root, benchmark, dataset)
     runs: Dict[str, Dict[int, RunResult]] = {key: {} for key in keys}
     stale: List[str] = []
-    for seed_dir in sorted(glob.glob(osp.join(base, 'seed*'))):
-        match = re.fullmatch(r'seed(\d+)', osp.basename(seed_dir))
-        if not match:
-            continue
-        seed = int(match.group(1))
-        for key in keys:
-            folder = osp.join(seed_dir, key)
-            run, diff = load_run(folder, lambda record: expected(key, seed, record), warmup_iters)
+    for key in keys:
+        for folder in sorted(glob.glob(osp.join(base, 'seed*', key))):
+            # The seed is the record's own; its folder must be the one run_dir gives for it.
+            run, diff = load_run(folder, lambda record: expected(key, record.seed, record),
+                                 warmup_iters)
+            if run is not None and folder != run_dir(root, benchmark, dataset, run.seed, key):
+                diff, run = [f'seed {run.seed} recorded in the folder of another seed'], None
             if diff:
                 stale.append(f'{folder}: ' + '; '.join(diff))
             elif run is not None:
-                runs[key][seed] = run
+                runs[key][run.seed] = run
     check_one_precision(runs, base)
     return runs, stale
 

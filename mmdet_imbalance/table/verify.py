@@ -21,10 +21,9 @@ import os.path as osp
 import re
 from typing import List
 
-from mmdet_imbalance.engine.run_record import RUN_FILE, SCHEMA, RunRecord
+from mmdet_imbalance.engine.run_record import AP_KEY, RUN_FILE, SCHEMA, RunRecord
 from . import curves
 
-AP_KEY = 'coco/bbox_mAP'
 EVAL_LOG = 'eval.log'
 #: The largest accepted gap between a record's ``ap`` and 100 x its own metric: half a unit of
 #: the finest digit the table files print (two decimals), so no accepted gap can show in them.

@@ -20,10 +20,11 @@ RCNN = 'model.roi_head.bbox_head'
 SAMPLER = 'model.train_cfg.rcnn.sampler'
 RPN_SAMPLER = 'model.train_cfg.rpn.sampler'
 
-# Our import, hook, <1 px box filter and checked COCO dataset: what every stock row adds to
-# mmdet's config.
+# Our import, hook and runner, <1 px box filter and checked COCO dataset: what every stock row
+# adds to mmdet's config.
 PLUGIN = {
     'custom_hooks.0.type': (MISSING, 'ImbalanceTableHook'),
+    'runner_type': (MISSING, 'mmdet.OwnCheckpointRunner'),
     'custom_imports.allow_failed_imports': (MISSING, False),
     'custom_imports.imports': (MISSING, ('mmdet_imbalance', )),
     'model.data_preprocessor.type': ('DetDataPreprocessor', 'BoxFilterDetDataPreprocessor'),

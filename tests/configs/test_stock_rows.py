@@ -217,6 +217,7 @@ def test_zoo_row_is_the_stock_bundle(zoo, repo_root):
         'custom_imports.imports': (MISSING, ('mmdet_imbalance', )),
         'custom_imports.allow_failed_imports': (MISSING, False),
         'custom_hooks.0.type': (MISSING, 'ImbalanceTableHook'),
+        'runner_type': (MISSING, 'mmdet.OwnCheckpointRunner'),
     }
 
 

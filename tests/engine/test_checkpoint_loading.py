@@ -48,3 +48,29 @@ def test_runner_loads_inside_the_scope(unset, monkeypatch):
                         lambda self: seen.append(os.environ.get(FULL_UNPICKLING)))
     OwnCheckpointRunner.load_or_resume(OwnCheckpointRunner.__new__(OwnCheckpointRunner))
     assert seen == ['1'] and FULL_UNPICKLING not in os.environ
+
+
+def test_every_row_config_resumes_through_mmdets_own_script_too(monkeypatch):
+    """mmdet's tools/train.py builds ``RUNNERS.build(cfg)`` when a config names ``runner_type``:
+    every row config names this runner, which the registry resolves, and the name is not part of
+    a run's identity (records made before it was named stay valid)."""
+    import glob
+    import os.path as osp
+
+    from mmengine.registry import RUNNERS
+
+    from mmdet_imbalance.config_builder import build_runner_config, load_config
+    from mmdet_imbalance.engine.run_record import run_settings
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    rows = [p for p in glob.glob(osp.join(repo, 'configs', '*', '*.py'))]
+    assert len(rows) > 30
+    for path in rows:
+        assert load_config(path).get('runner_type') == 'mmdet.OwnCheckpointRunner', path
+    cfg = build_runner_config(osp.join(repo, 'configs/mini/retinanet_mini.py'),
+                              check_files=False)
+    # What mmdet's script does with it, before any default scope exists.
+    monkeypatch.setattr(OwnCheckpointRunner, 'from_cfg', classmethod(lambda cls, cfg: cls))
+    assert RUNNERS.build(cfg) is OwnCheckpointRunner
+    named = run_settings(cfg)
+    cfg.pop('runner_type')
+    assert run_settings(cfg) == named

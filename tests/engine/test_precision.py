@@ -42,6 +42,54 @@ def test_auto_takes_bf16_only_where_its_matrix_product_is_twice_as_fast(monkeypa
     assert resolve_precision('auto', device='cpu') == expected
 
 
+@pytest.fixture
+def fresh_rates():
+    precision_module.cpu_gemm_gflops.cache_clear()
+    yield
+    precision_module.cpu_gemm_gflops.cache_clear()
+
+
+def test_a_run_takes_the_rates_its_parent_chose_by(monkeypatch, fresh_rates):
+    """The table tool resolves ``auto`` on its own measurement and hands it to its runs, so that
+    each record holds the rates the choice was made on, not a second measurement."""
+    monkeypatch.delenv(precision_module.RATES_ENV, raising=False)
+    assert precision_module.rates_for_children() == {}  # nothing measured: nothing to hand on
+    monkeypatch.setattr(precision_module, 'gemm_gflops',
+                        lambda dtype: {torch.float32: 100.0, torch.bfloat16: 250.0}[dtype])
+    parent = precision_module.cpu_gemm_gflops()
+    handed = precision_module.rates_for_children()
+    precision_module.cpu_gemm_gflops.cache_clear()
+    monkeypatch.setattr(precision_module, 'gemm_gflops', lambda dtype: 1.0)  # a child's own
+    monkeypatch.setenv(precision_module.RATES_ENV, handed[precision_module.RATES_ENV])
+    assert precision_module.cpu_gemm_gflops() == parent == {'fp32': 100.0, 'bf16': 250.0}
+    monkeypatch.setenv(precision_module.RATES_ENV, 'fast')
+    precision_module.cpu_gemm_gflops.cache_clear()
+    with pytest.raises(ValueError, match=precision_module.RATES_ENV + ".*'fast'"):
+        precision_module.cpu_gemm_gflops()
+
+
+def test_the_table_hands_its_rates_to_the_run_it_starts(tmp_path, monkeypatch, fresh_rates):
+    from mmdet_imbalance.table import launch
+    from mmdet_imbalance.table.rows import get_row
+    from mmdet_imbalance.testing import table_request
+    monkeypatch.setattr(precision_module, 'gemm_gflops', lambda dtype: 7.0)
+    precision_module.cpu_gemm_gflops()
+    seen = {}
+
+    class Done:
+        returncode = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            seen.update(env)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(launch.subprocess, 'Popen', Done)
+    launch.train_run(table_request(tmp_path), get_row('retinanet'), 0, launch.Progress(1), 'x')
+    assert seen[precision_module.RATES_ENV] == '{"fp32": 7.0, "bf16": 7.0}'
+
+
 def test_native_bf16_agrees_with_torch_capabilities():
     caps = torch.cpu.get_capabilities()
     assert native_bf16_cpu() == bool(caps.get('avx512_bf16') or caps.get('amx_bf16'))

@@ -46,6 +46,23 @@ def test_a_damaged_or_unnamed_backbone_is_refused_before_loading(tmp_path):
         verify(str(unnamed))
 
 
+def test_a_backbone_damaged_after_its_first_check_is_hashed_again(tmp_path):
+    """The hash is kept per path, size and modification time, so an edit in place is seen."""
+    path = committed_backbone()
+    copy = tmp_path / osp.basename(path)
+    shutil.copyfile(path, copy)
+    assert verify(str(copy)) == sha256_of(path)
+    stat = os.stat(copy)
+    with open(copy, 'r+b') as f:
+        f.seek(stat.st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(ValueError, match='does not match'):
+        verify(str(copy))
+
+
 def test_damaged_backbone_stops_the_detector_init(tmp_path):
     from mmdet.registry import MODELS
     path = committed_backbone()

@@ -15,7 +15,10 @@ import os
 import torch
 from mmcv.ops.nms import NMSop
 from mmcv.ops.roi_align import RoIAlignFunction
+from mmdet.evaluation.metrics import CocoMetric
+coco_init = CocoMetric.__init__
 import mmdet_imbalance
+assert CocoMetric.__init__ is coco_init
 from mmdet_imbalance.engine import CPUAutocastOptimWrapper
 mark = '_mmdet_imbalance_fp32_on_cpu'
 assert not getattr(NMSop.forward, mark, False)

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
@@ -103,14 +104,24 @@ def test_misspelled_class_is_reported(tmp_path, log_records):
 
 def _perfect_score(ann_file, checked=True):
     """``coco/bbox_mAP`` of predictions equal to every box the loader keeps, by ``CocoMetric``
-    as this package installs it (or as mmdet ships it: ``checked=False``)."""
+    as a run's ``ImbalanceTableHook`` leaves it (or as mmdet ships it: ``checked=False``)."""
     import torch
     from mmdet.evaluation.metrics import CocoMetric
+    from mmengine.config import Config
+    from mmengine.runner import ValLoop
 
     from mmdet_imbalance.datasets.checked_coco import drop_reason
-    metric = CocoMetric.__new__(CocoMetric)
-    (CocoMetric.__init__ if checked else CocoMetric.__init__.__wrapped__)(
-        metric, ann_file=str(ann_file), metric='bbox')
+    from mmdet_imbalance.engine import ImbalanceTableHook
+    metric = CocoMetric(ann_file=str(ann_file), metric='bbox')
+    if checked:
+        # A test run starting (mim test, tools/test.py): the hook meets the built val loop.
+        loop = ValLoop.__new__(ValLoop)
+        loop.evaluator = SimpleNamespace(metrics=[metric])
+        runner = SimpleNamespace(
+            _val_loop=loop, _test_loop=None, _train_loop=None, world_size=1,
+            work_dir=str(ann_file.parent / 'work'), cfg=Config(dict(
+                val_evaluator=dict(type='CocoMetric', ann_file=str(ann_file)))))
+        ImbalanceTableHook().before_run(runner)
     metric.dataset_meta = dict(classes=CLASSES)
     coco = json.loads(ann_file.read_text())
     cat_ids = {c['id'] for c in coco['categories']}
@@ -332,12 +343,13 @@ def test_checkpoint_of_the_same_model_is_tested(tmp_path, tested):
     assert tested == [ckpt]
     state = torch.load(ckpt, weights_only=False)['state_dict']
     torch.save(dict(state_dict={f'module.{k}': v for k, v in state.items()}), ckpt)
+    from mmdet_imbalance.engine.checkpoint_loading import check_checkpoint_fits
     from mmdet_imbalance.testing import build_detector
     model = build_detector(os.path.join(REPO, 'configs', 'mini', 'retinanet_mini.py'))
-    _test_tool().check_checkpoint_fits(model, ckpt)
+    check_checkpoint_fits(model, ckpt)
     (tmp_path / 'broken.pth').write_bytes(b'')
     with pytest.raises(ValueError, match='broken.pth cannot be loaded'):
-        _test_tool().check_checkpoint_fits(model, str(tmp_path / 'broken.pth'))
+        check_checkpoint_fits(model, str(tmp_path / 'broken.pth'))
 
 
 @pytest.mark.parametrize('args', [[], ['configs/table1/retinanet_r50_fpn_1x_coco.py'],

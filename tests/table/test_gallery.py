@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from mmdet_imbalance.engine.run_record import RunRecord
-from mmdet_imbalance.table import gallery, metafile, pictures, results
+from mmdet_imbalance.table import gallery, pictures, results
+from mmdet_imbalance.table.published import expected_settings
 from mmdet_imbalance.table.collect import RunResult, aggregate
 from mmdet_imbalance.table.rows import get_row
 from mmdet_imbalance.testing import fake_work_dir
@@ -55,16 +56,13 @@ def test_a_checkpoint_counts_only_for_a_finished_run_of_the_published_settings(t
 
 def test_a_run_is_trained_again_with_the_tables_own_command(tmp_path):
     """The command trains the row's config on the dataset, at the record's precision and seed,
-    into the given work dir, as tools/train.py reads it."""
-    path = osp.join(REPO, 'tools', 'train.py')
-    spec = importlib.util.spec_from_file_location('train_tool', path)
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    into the given work dir, as the package's train entry point reads it."""
+    from mmdet_imbalance import train
     row = get_row('ghm-c')
     work = str(tmp_path / 'wd')
     cmd = gallery.train_command(row, 'shapes', 2, 'bf16', work, python='python')
-    assert cmd[0] == 'python' and cmd[1].endswith(osp.join('tools', 'train.py'))
-    args = train.parse_args(cmd[2:])
+    assert cmd[:3] == ['python', '-m', 'mmdet_imbalance.train']
+    args = train.parse_args(cmd[3:])
     assert osp.samefile(args.config, osp.join(REPO, row.config('mini')))
     assert (args.work_dir, args.dataset, args.precision) == (work, 'shapes', 'bf16')
     assert args.cfg_options == {'randomness.seed': 2} and args.resume is None
@@ -111,7 +109,7 @@ def test_the_gallery_tool_draws_the_published_runs(tiny_shapes, capsys):
     probe = RunRecord(settings=dict(precision='fp32'))
     for key, ap in (('retinanet', 50.0), ('ghm-c', 20.0)):
         row = get_row(key)
-        settings = metafile.expected_settings('mini', 'shapes', key, 0, probe)
+        settings = expected_settings('mini', 'shapes', key, 0, probe)
         work = gallery.work_dir_of(str(tiny_shapes / 'work_dirs' / 'table1'), 'shapes', 0, row)
         fake_work_dir(work, settings, ap)
         results.export_run(work, results.run_dir(root, 'mini', 'shapes', 0, key))

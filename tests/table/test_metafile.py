@@ -8,6 +8,7 @@ import yaml
 
 from mmdet_imbalance.engine.run_record import RunRecord
 from mmdet_imbalance.table import metafile, results
+from mmdet_imbalance.table.published import expected_settings
 from mmdet_imbalance.table.rows import ROWS, get_row
 from mmdet_imbalance.testing import fake_work_dir
 
@@ -69,7 +70,7 @@ def test_numbers_are_those_of_the_results_tree(tmp_path, monkeypatch):
     probe = RunRecord(settings=dict(precision='bf16'))
 
     def settings(key, seed):
-        return metafile.expected_settings('mini', 'shapes', key, seed, probe)
+        return expected_settings('mini', 'shapes', key, seed, probe)
 
     aps = {('retinanet', 0): 30.0, ('retinanet', 1): 31.0, ('ap-loss', 0): 33.04,
            ('ap-loss', 1): 35.0}

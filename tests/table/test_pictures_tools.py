@@ -8,7 +8,8 @@ import signal
 import pytest
 
 from mmdet_imbalance.engine.run_record import RunRecord
-from mmdet_imbalance.table import metafile, pictures, results
+from mmdet_imbalance.table import pictures, results
+from mmdet_imbalance.table.published import expected_settings
 from mmdet_imbalance.testing import fake_work_dir
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -20,7 +21,7 @@ APS = {'retinanet': (50.0, 52.0, 51.0), 'ghm-c': (20.0, 21.0, 22.0),
 
 def add_run(root, key, seed, ap, loss=1.0):
     probe = RunRecord(settings=dict(precision='fp32'))
-    settings = metafile.expected_settings('mini', 'shapes', key, seed, probe)
+    settings = expected_settings('mini', 'shapes', key, seed, probe)
     work = osp.join(osp.dirname(root), 'work', f'{key}-{seed}')
     fake_work_dir(work, settings, ap, iters=30, loss=loss)
     results.export_run(work, results.run_dir(root, 'mini', 'shapes', seed, key))

@@ -7,24 +7,16 @@ import os.path as osp
 import pytest
 
 from mmdet_imbalance.engine.run_record import RunRecord, read_record
-from mmdet_imbalance.table import results, runs
-from mmdet_imbalance.testing import fake_work_dir
-from mmdet_imbalance.table.rows import get_row, select_rows
+from mmdet_imbalance.table import plan, results, runs
+from mmdet_imbalance.testing import fake_work_dir, table_request
+from mmdet_imbalance.table.rows import get_row
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def request(tmp_path, **kwargs):
-    """The attributes of tools/table1.py's options that the table code reads."""
-    from types import SimpleNamespace
-    args = dict(benchmark='mini', dataset='shapes', precision='bf16', max_iters=None,
-                cfg_options=[], work_dir=str(tmp_path / 'work'), data_root='data/coco',
-                results=str(tmp_path / 'results'), seeds=1, warmup_iters=2, collect_only=False,
-                from_results=True, force=False, launcher='none', gpus=1, python='python',
-                publish=None, rows='retinanet,ap-loss', reuse_results=False)
-    args.update(kwargs)
-    args['selected'] = select_rows(args['rows'], args['benchmark'])
-    return SimpleNamespace(**args)
+    """A table request of this file's defaults (:func:`mmdet_imbalance.testing.table_request`)."""
+    return table_request(tmp_path, **dict(dict(precision='bf16', from_results=True, rows='retinanet,ap-loss'), **kwargs))
 
 
 def fake_run(work_dir, settings, ap, seconds=0.2, **kwargs):
@@ -60,12 +52,12 @@ def test_table_from_the_results_tree_alone(tmp_path):
         results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', seed, key))
 
     for (key, seed), ap in aps.items():
-        add(key, seed, runs.requested_settings(args, get_row(key), seed), ap,
+        add(key, seed, plan.requested_settings(args, get_row(key), seed), ap,
             seconds=0.2 if key == 'retinanet' else 0.3)
     # A record of another recipe: never mixed into the table.
-    stale = dict(runs.requested_settings(args, get_row('ap-loss'), 2), recipe_version=1)
+    stale = dict(plan.requested_settings(args, get_row('ap-loss'), 2), recipe_version=1)
     add('ap-loss', 2, stale, 99.0, 0.3)
-    paths, failures = runs.run_table(args, 'python tools/table1.py --from-results')
+    paths, failures = runs.run_table(args)
     assert not failures
     table = {r['key']: r for r in json.load(open(paths['json']))['rows']}
     # Both seeds of the tree count (seeds accumulate), the stale seed-2 record does not.
@@ -80,7 +72,7 @@ def test_table_from_the_results_tree_alone(tmp_path):
 
 def test_an_empty_tree_is_an_error_naming_where_it_looked(tmp_path):
     with pytest.raises(SystemExit, match='no run record .*mini-shapes'):
-        runs.run_table(request(tmp_path), 'python tools/table1.py --from-results')
+        runs.run_table(request(tmp_path))
 
 
 def test_reuse_results_trains_only_the_seeds_the_tree_lacks(tmp_path, monkeypatch):
@@ -90,7 +82,7 @@ def test_reuse_results_trains_only_the_seeds_the_tree_lacks(tmp_path, monkeypatc
     args = request(tmp_path, from_results=False, reuse_results=True, seeds=2)
     for key, ap in (('retinanet', 30.0), ('ap-loss', 33.0)):
         work = tmp_path / 'published' / key
-        settings = runs.requested_settings(args, get_row(key), 0)
+        settings = plan.requested_settings(args, get_row(key), 0)
         if key == 'ap-loss':
             settings = dict(settings, recipe_version=1)
         fake_run(work, settings, ap)
@@ -100,14 +92,14 @@ def test_reuse_results_trains_only_the_seeds_the_tree_lacks(tmp_path, monkeypatc
     before = open(published).read()
     trained = []
 
-    def train(args, row, seed, progress, label, max_iters):
+    def train(args, row, seed, progress, label):
         trained.append((row.key, seed))
-        fake_run(runs.run_dir(args, row, seed), runs.requested_settings(args, row, seed),
+        fake_run(args.run_dir(row, seed), plan.requested_settings(args, row, seed),
                  ap=31.0 + seed if row.key == 'retinanet' else 35.0)
         return 0, 'train_stdout.log', False
 
     monkeypatch.setattr(runs, 'train_run', train)
-    paths, failures = runs.run_table(args, 'python tools/table1.py --seeds 2 --reuse-results')
+    paths, failures = runs.run_table(args)
     assert not failures
     assert sorted(trained) == [('ap-loss', 0), ('ap-loss', 1), ('retinanet', 1)]
     assert open(published).read() == before
@@ -136,23 +128,23 @@ def test_a_tree_of_two_precisions_is_refused_naming_them(tmp_path):
     for key, seed, precision in (('retinanet', 0, 'bf16'), ('ap-loss', 0, 'bf16'),
                                  ('retinanet', 1, 'fp32')):
         work = tmp_path / 'runs' / f'{key}-{seed}'
-        fake_run(work, runs.requested_settings(args, get_row(key), seed, precision=precision),
+        fake_run(work, plan.requested_settings(args, get_row(key), seed, precision=precision),
                  ap=30.0)
         results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', seed, key))
     with pytest.raises(SystemExit, match=r'bf16: 2 run\(s\), e\.g\. seed0/.*fp32: 1 run\(s\), '
                                          r'e\.g\. seed1/retinanet'):
-        runs.run_table(args, 'python tools/table1.py --from-results')
+        runs.run_table(args)
 
 
 def test_reuse_results_refuses_seeds_of_another_precision_before_training(tmp_path, monkeypatch):
     args = request(tmp_path, from_results=False, reuse_results=True, seeds=2, precision='fp32')
     work = tmp_path / 'published'
     bf16_args = request(tmp_path)
-    fake_run(work, runs.requested_settings(bf16_args, get_row('retinanet'), 0), ap=30.0)
+    fake_run(work, plan.requested_settings(bf16_args, get_row('retinanet'), 0), ap=30.0)
     results.export_run(str(work), results.run_dir(args.results, 'mini', 'shapes', 0, 'retinanet'))
     trained = []
     monkeypatch.setattr(runs, 'train_run', lambda *a, **k: trained.append(a))
     with pytest.raises(SystemExit, match='are bf16, this request trains fp32; pass --precision '
                                          'bf16'):
-        runs.run_table(args, 'python tools/table1.py --seeds 2 --reuse-results')
+        runs.run_table(args)
     assert trained == []

@@ -10,34 +10,27 @@ import json
 import os
 import os.path as osp
 import re
-from types import SimpleNamespace
 
 import pytest
 
-from mmdet_imbalance.table import metafile, results, runs
-from mmdet_imbalance.table.rows import get_row, select_rows
+from mmdet_imbalance.table import plan, results, runs
+from mmdet_imbalance.table.published import load_results
+from mmdet_imbalance.table.rows import get_row
 from mmdet_imbalance.table.verify import RecordError, verify_folder
-from mmdet_imbalance.testing import fake_work_dir
+from mmdet_imbalance.testing import fake_work_dir, table_request
 
 SMOKE = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2']
 
 
 def request(tmp_path, **kwargs):
-    """The attributes of tools/table1.py's options that the table code reads."""
-    args = dict(benchmark='mini', dataset='shapes', precision='fp32', max_iters=None,
-                cfg_options=[], work_dir=str(tmp_path / 'work'), data_root='data/coco',
-                results=str(tmp_path / 'results'), seeds=1, warmup_iters=2, collect_only=False,
-                from_results=False, force=False, launcher='none', gpus=1, python='python',
-                publish=None, rows='retinanet', reuse_results=False)
-    args.update(kwargs)
-    args['selected'] = select_rows(args['rows'], args['benchmark'])
-    return SimpleNamespace(**args)
+    """A table request of this file's defaults (:func:`mmdet_imbalance.testing.table_request`)."""
+    return table_request(tmp_path, **dict(dict(precision='fp32'), **kwargs))
 
 
 def publish(args, key, seed, ap, precision=None, **kwargs):
     """A committed record of ``key`` / ``seed`` with the settings of the row's config."""
     work = osp.join(osp.dirname(args.results), 'published', f'{key}-{seed}-{precision}')
-    settings = runs.requested_settings(args, get_row(key), seed, precision=precision)
+    settings = plan.requested_settings(args, get_row(key), seed, precision=precision)
     fake_work_dir(work, settings, ap, **kwargs)
     dest = results.run_dir(args.results, 'mini', args.dataset, seed, key)
     results.export_run(work, dest)
@@ -53,10 +46,10 @@ def trainer(monkeypatch, ap=10.0, environment=None, world_size=1):
     """Stands in for train_run: the run finishes with the settings the request gives it."""
     trained = []
 
-    def train(args, row, seed, progress, label, max_iters):
+    def train(args, row, seed, progress, label):
         trained.append((row.key, seed))
-        work_dir = runs.run_dir(args, row, seed)
-        record = fake_work_dir(work_dir, runs.requested_settings(args, row, seed), ap,
+        work_dir = args.run_dir(row, seed)
+        record = fake_work_dir(work_dir, plan.requested_settings(args, row, seed), ap,
                                environment=environment)
         record.world_size = world_size
         record.write(work_dir)
@@ -75,7 +68,7 @@ def test_a_run_of_other_settings_is_exported_nowhere(tmp_path, monkeypatch, caps
     publish(args, 'retinanet', 0, ap=55.3)
     before = snapshot(args.results)
     trainer(monkeypatch, ap=0.0)
-    paths, failures = runs.run_table(args, 'python tools/table1.py')
+    paths, failures = runs.run_table(args)
     assert not failures and snapshot(args.results) == before
     out = capsys.readouterr().out
     assert 'not exported: retinanet seed 0' in out and re.search(r'max_iters: 2 -> \d+', out)
@@ -94,7 +87,7 @@ def test_a_run_of_another_precision_goes_to_a_tree_of_its_own(tmp_path, monkeypa
     before = snapshot(published.results)
     demo = request(tmp_path, precision='bf16')
     trainer(monkeypatch, ap=48.0)
-    paths, failures = runs.run_table(demo, 'python tools/table1.py')
+    paths, failures = runs.run_table(demo)
     assert not failures
     assert json.load(open(paths['json']))['rows'][0]['ap_mean'] == pytest.approx(48.0)
     own = results.run_dir(osp.join(demo.results, 'bf16-cpu'), 'mini', 'shapes', 0, 'retinanet')
@@ -105,7 +98,7 @@ def test_a_run_of_another_precision_goes_to_a_tree_of_its_own(tmp_path, monkeypa
     # Both trees still build their table, each of one precision.
     for root, ap in ((published.results, 55.3), (osp.join(demo.results, 'bf16-cpu'), 48.0)):
         args = request(tmp_path, from_results=True, results=root, work_dir=str(tmp_path / str(ap)))
-        paths, _ = runs.run_table(args, 'python tools/table1.py --from-results')
+        paths, _ = runs.run_table(args)
         assert json.load(open(paths['json']))['rows'][0]['ap_mean'] == pytest.approx(ap)
 
 
@@ -116,7 +109,7 @@ def test_a_distributed_run_goes_to_a_tree_of_its_own(tmp_path, monkeypatch, caps
     publish(args, 'retinanet', 0, ap=55.3)
     before = snapshot(args.results)
     trainer(monkeypatch, ap=50.0, world_size=2)
-    runs.run_table(args, 'python tools/table1.py --launcher pytorch --gpus 2')
+    runs.run_table(args)
     own = results.run_dir(osp.join(args.results, 'fp32-cpu-2ranks'), 'mini', 'shapes', 0,
                           'retinanet')
     assert f'exported to {own}, a tree of its own' in capsys.readouterr().out
@@ -129,12 +122,12 @@ def test_a_run_of_the_published_kind_replaces_its_seed(tmp_path, monkeypatch, ca
     here a record of an older recipe version (not current) is replaced."""
     args = request(tmp_path)
     dest = results.run_dir(args.results, 'mini', 'shapes', 0, 'retinanet')
-    old = runs.requested_settings(args, get_row('retinanet'), 0)
+    old = plan.requested_settings(args, get_row('retinanet'), 0)
     fake_work_dir(str(tmp_path / 'old'), dict(old, recipe_version=-1), 30.0,
                   environment=dict(gpu='Some GPU'))
     results.export_run(str(tmp_path / 'old'), dest)
     trainer(monkeypatch, ap=50.0)
-    runs.run_table(args, 'python tools/table1.py')
+    runs.run_table(args)
     assert f'exported: retinanet seed 0 -> {dest}' in capsys.readouterr().out
     assert verify_folder(dest).ap == pytest.approx(50.0)
 
@@ -186,12 +179,12 @@ def test_a_damaged_or_edited_record_stops_the_build_naming_it(tmp_path, how):
     expected = _damage(damaged, how)
     with pytest.raises(SystemExit, match='error: .*' + expected.replace('(', r'\(')
                        .replace(')', r'\)').replace('[', r'\[').replace(']', r'\]')) as info:
-        runs.run_table(args, 'python tools/table1.py --from-results --rows ap-loss')
+        runs.run_table(args)
     assert damaged in str(info.value.code)
     # The model index reads the tree through the same checks.
     with pytest.raises(RecordError, match=expected.replace('(', r'\(').replace(')', r'\)')
                        .replace('[', r'\[').replace(']', r'\]')):
-        metafile.load_results(args.results, 'mini', ['retinanet', 'ap-loss'])
+        load_results(args.results, 'mini', ['retinanet', 'ap-loss'])
 
 
 def test_the_committed_tree_passes_verification(repo_root):
@@ -209,7 +202,7 @@ def test_seed_accounting_names_a_missing_baseline_seed(tmp_path, capsys):
         if seed < 2:
             publish(args, 'retinanet', seed, ap=50.0 + seed)
         publish(args, 'ap-loss', seed, ap=60.0 + seed)
-    paths, _ = runs.run_table(args, 'python tools/table1.py --from-results --rows ap-loss')
+    paths, _ = runs.run_table(args)
     out = capsys.readouterr().out
     assert ('warning: baseline retinanet has no finished seed 2, which ap-loss has: the ΔAP of '
             'ap-loss uses 2 pair(s) (seeds 0-1) of its 3 seed(s)') in out
@@ -235,13 +228,13 @@ def test_a_work_dir_whose_config_copy_was_rewritten_is_not_exported(tmp_path, mo
 
     def train_then_rewrite(args, row, seed, *rest):
         out = original(args, row, seed, *rest)
-        copy = osp.join(runs.run_dir(args, row, seed), 'retinanet_mini.py')
+        copy = osp.join(args.run_dir(row, seed), 'retinanet_mini.py')
         with open(copy, 'w') as f:
             f.write('model = dict(type="another run")\n')
         return out
 
     monkeypatch.setattr(runs, 'train_run', train_then_rewrite)
-    runs.run_table(args, 'python tools/table1.py')
+    runs.run_table(args)
     out = capsys.readouterr().out
     assert 'not exported: ' in out and 'retinanet_mini.py: rewritten after the run ended' in out
     assert not osp.exists(results.run_dir(args.results, 'mini', 'shapes', 0, 'retinanet'))

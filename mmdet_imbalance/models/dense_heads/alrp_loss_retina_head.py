@@ -31,7 +31,7 @@ from torch import Tensor
 from ..losses.alrp_loss import ALRPLoss
 from ..losses.checks import positive_number
 from .flat_targets import FlatAnchorLossMixin, FlatTargets
-from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, in_graph_of, ranking_rows
 
 
 @MODELS.register_module()
@@ -111,5 +111,5 @@ class ALRPLossRetinaHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RetinaHead):
         cls_loss, loc_loss = self.loss_cls(rows.logits.reshape(-1), rows.targets.reshape(-1),
                                            loc_errors)
         if rows.pos_rows.numel() == 0:
-            return dict(loss_cls=cls_loss, loss_bbox=loc_loss + rows.bbox_pred.sum() * 0)
+            return dict(loss_cls=cls_loss, loss_bbox=in_graph_of(loc_loss, rows.bbox_pred))
         return dict(loss_cls=cls_loss, loss_bbox=self._self_balance(cls_loss, loc_loss) * loc_loss)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
 from .flat_targets import FlatAnchorLossMixin, FlatTargets
-from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, in_graph_of, ranking_rows
 
 
 @MODELS.register_module()
@@ -72,4 +72,4 @@ class RankSortATSSHead(SigmoidLogitsMixin, FlatAnchorLossMixin, ATSSHead):
             self.loss_cls, self.loss_bbox, rows.logits, rows.targets, rows.pos_rows,
             rows.pos_labels, rows.pos_pred, rows.pos_target)
         return dict(loss_rank=loss_rank, loss_sort=loss_sort,
-                    loss_bbox=loss_bbox + rows.bbox_pred.sum() * 0)
+                    loss_bbox=in_graph_of(loss_bbox, rows.bbox_pred))

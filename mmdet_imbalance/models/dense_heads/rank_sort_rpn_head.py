@@ -13,7 +13,7 @@ from mmdet.registry import MODELS
 from ..losses.checks import positive_number
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
 from .flat_targets import FlatAnchorLossMixin, FlatTargets
-from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, ranking_rows
+from .ranking_rows import SigmoidLogitsMixin, check_ranking_head, in_graph_of, ranking_rows
 
 
 @MODELS.register_module()
@@ -45,4 +45,4 @@ class RankSortRPNHead(SigmoidLogitsMixin, FlatAnchorLossMixin, RPNHead):
                                        rows.pos_target, norm_eps=1e-10)
         loss_rank, loss_sort, loss_bbox = (self.head_weight * loss for loss in losses)
         return dict(loss_rpn_rank=loss_rank, loss_rpn_sort=loss_sort,
-                    loss_rpn_bbox=loss_bbox + rows.bbox_pred.sum() * 0)
+                    loss_rpn_bbox=in_graph_of(loss_bbox, rows.bbox_pred))

@@ -16,7 +16,7 @@ from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType
 from torch import Tensor
 
-from ..dense_heads.ranking_rows import check_ranking_head, ranking_targets
+from ..dense_heads.ranking_rows import check_ranking_head, in_graph_of, ranking_targets
 from ..losses.rank_sort_loss import RankSortLoss, rank_sort_head_losses
 
 
@@ -70,4 +70,4 @@ class RankSortBBoxHead(Shared2FCBBoxHead):
             self.loss_cls, self.loss_bbox, cls_score.float(), targets, pos_rows, pos_labels,
             pos_pred, bbox_targets.index_select(0, pos_rows).float(), norm_eps=1e-10)
         return dict(loss_rank=loss_rank, loss_sort=loss_sort,
-                    loss_bbox=loss_bbox + bbox_pred.sum() * 0)
+                    loss_bbox=in_graph_of(loss_bbox, bbox_pred))
