@@ -145,7 +145,7 @@ def plan_runs(request: TableRequest, runnable: List[Row]) -> Plan:
             if record is not None:
                 diff = settings_diff(record.settings, requested_settings(request, row, seed))
                 if diff:
-                    plan.conflicts.append(f'  {work_dir}: {record.status} run of other '
+                    plan.conflicts.append(f'{work_dir}: {record.status} run of other '
                                           'settings: ' + '; '.join(diff))
                     continue
             done = collect.collect_run(work_dir, request.warmup_iters)

@@ -117,7 +117,7 @@ def train_planned(request: TableRequest, runnable: List[Row]) -> Dict:
     if plan.conflicts:
         raise SystemExit('error: these work dirs hold runs of other settings than requested; '
                          'nothing was trained. Use another --work-dir, or --force to retrain '
-                         'them:\n' + '\n'.join(plan.conflicts))
+                         'them:\n' + '\n'.join(f'  {line}' for line in plan.conflicts))
     failures = {}
     progress = Progress(sum(planned_iters(request, row, seed) for seed, row in plan.train))
     for index, (seed, row) in enumerate(plan.train, 1):
