@@ -49,13 +49,12 @@ def pick_rows(table: Dict[str, RowResult], seed: int, count: int = 3) -> List[Ro
     return picked[:count]
 
 
-def stem(row: Row) -> str:
-    return osp.splitext(osp.basename(row.config('mini')))[0]
-
-
 def work_dir_of(root: str, dataset: str, seed: int, row: Row) -> str:
-    """Where the table tool (``--work-dir root``) trains ``row`` / ``seed``."""
-    return osp.join(root, f'mini-{dataset}', f'seed{seed}', stem(row))
+    """Where the table tool (``--work-dir root``) trains ``row`` / ``seed``
+    (:meth:`.request.TableRequest.run_dir`)."""
+    from .request import TableRequest
+    request = TableRequest(rows=(row,), work_dir=root, results='', dataset=dataset)
+    return request.run_dir(row, seed)
 
 
 def find_checkpoint(published: RunRecord,

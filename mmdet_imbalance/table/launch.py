@@ -24,7 +24,7 @@ from mmdet_imbalance import config_paths
 from mmdet_imbalance.engine.precision import rates_for_children
 from mmdet_imbalance.engine.run_record import read_record
 from . import collect
-from .request import TableRequest
+from .request import TableRequest, run_overrides
 from .rows import Row
 
 TRAIN_MODULE = 'mmdet_imbalance.train'
@@ -60,10 +60,9 @@ def train_command(request: TableRequest, row: Row, seed: int, work_dir: str,
                   resume: bool) -> List[str]:
     """The training command of ``row`` / ``seed``: the one place where a table run's seed and
     iteration cap become command-line text."""
-    options = [f'randomness.seed={seed}']
-    if request.max_iters:
-        options += [f'train_cfg.max_iters={request.max_iters}',
-                    f'train_cfg.val_interval={request.max_iters}']
+    # The same overrides the settings prediction applies (:func:`.request.run_overrides`).
+    overrides = run_overrides(seed, request.max_iters, ())
+    options = [f'{key}={value}' for key, value in overrides.items()]
     arguments = [config_paths.resolve(row.config(request.benchmark)), '--work-dir', work_dir,
                  '--precision', request.precision, '--launcher', request.launcher]
     if request.benchmark == 'mini':
