@@ -50,14 +50,21 @@ def check_checkpoint_fits(model, checkpoint: str) -> None:
 
     mmengine loads a checkpoint non-strictly and only warns, in the middle of the log, about keys
     that do not fit: another detector's checkpoint would be scored with random weights (AP 0.000,
-    exit 0). The keys are compared as mmengine loads them (``module.`` prefix removed).
+    exit 0). The keys are compared as mmengine loads them (``module.`` prefix removed). The file
+    is memory-mapped, so only its keys and shapes are read here and the Runner's own loading stays
+    the one full read; a file in torch's legacy (non-zip) format is read in full.
     """
     import pickle
 
     import torch
     from mmengine.model import is_model_wrapper
     try:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        try:
+            ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False, mmap=True)
+        except RuntimeError as err:
+            if 'zipfile' not in str(err):
+                raise
+            ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f'checkpoint {checkpoint} cannot be loaded ({err})') from err
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}

@@ -88,33 +88,29 @@ def scalar_files(work_dir: str) -> List[str]:
 
 
 @dataclass
-class RunResult:
-    """What one training run of one row produced."""
-    work_dir: str
-    status: str  # 'finished', 'running', 'stopped', 'missing'
+class RunResult(RunRecord):
+    """One run as the table reads it back: its :class:`RunRecord`, plus what reading adds.
+
+    A run trained with :class:`~mmdet_imbalance.engine.ImbalanceTableHook` reads as its
+    ``run.json``; one trained without it gets the record fields that mmengine's scalars.json can
+    fill, with ``peak_memory_mb`` None where they hold none. The status gains ``'missing'``
+    (nothing found). Reading adds ``source`` (the file the
+    run was read from) and ``sec_per_iter``, the steady-state speed measured from it (module
+    docstring).
+    """
     source: Optional[str] = None  # 'run.json' or 'scalars.json'
-    ap: Optional[float] = None  # coco/bbox_mAP x 100
-    metrics: Dict[str, float] = field(default_factory=dict)
     sec_per_iter: Optional[float] = None
-    peak_memory_mb: Optional[float] = None
-    memory_source: Optional[str] = None
-    iters: Optional[int] = None
-    max_iters: Optional[int] = None
-    # Summed training-iteration seconds (run.json only). The hook restores its iteration times
-    # from the checkpoint on resume, so a killed and resumed run counts every iteration once.
-    train_seconds: Optional[float] = None
-    # The run record's identifying settings and environment (run.json only).
-    settings: Dict[str, object] = field(default_factory=dict)
-    environment: Dict[str, object] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return self.status == 'finished'
 
     @property
-    def seed(self) -> Optional[int]:
-        """The seed the run recorded (run.json only)."""
-        return self.settings.get('seed')
+    def train_seconds(self) -> float:
+        """Summed training-iteration seconds (run.json only: 0 otherwise). The hook restores its
+        iteration times from the checkpoint on resume, so a killed and resumed run counts every
+        iteration once."""
+        return sum(t for t in self.iter_times if is_finite_number(t))
 
 
 def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:
@@ -125,27 +121,21 @@ def collect_run(work_dir: str, warmup_iters: int = WARMUP_ITERS) -> RunResult:
     files = scalar_files(work_dir)
     if files:
         return _from_scalars(work_dir, files, warmup_iters)
-    return RunResult(work_dir=work_dir, status='missing')
+    return RunResult(work_dir=work_dir, status='missing', peak_memory_mb=None)
 
 
 def from_record(work_dir: str, record: RunRecord, warmup_iters: int = WARMUP_ITERS) -> RunResult:
     """The :class:`RunResult` of a run record (a work dir's, or a copy in ``results/``)."""
-    final = {k: float(v) for k, v in (record.final_metrics or {}).items() if is_finite_number(v)}
-    times = record.iter_times or []
-    return RunResult(
+    fields = record.to_dict()
+    fields.update(
         work_dir=work_dir,
-        status=record.status,
-        source='run.json',
         ap=record.ap if is_finite_number(record.ap) else None,
-        metrics=final,
-        sec_per_iter=steady_state_seconds(times, record.unsteady_iters or [], warmup_iters),
-        peak_memory_mb=record.peak_memory_mb,
-        memory_source=record.memory_source,
-        iters=record.iter,
-        max_iters=record.max_iters,
-        train_seconds=sum(t for t in times if is_finite_number(t)),
+        final_metrics={k: float(v) for k, v in (record.final_metrics or {}).items()
+                       if is_finite_number(v)},
         settings=dict(record.settings or {}),
         environment=dict(record.environment or {}))
+    return RunResult(**fields, source='run.json', sec_per_iter=steady_state_seconds(
+        record.iter_times or [], record.unsteady_iters or [], warmup_iters))
 
 
 def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResult:
@@ -170,11 +160,11 @@ def _from_scalars(work_dir: str, files: List[str], warmup_iters: int) -> RunResu
         status='finished' if metrics else 'running',
         source='scalars.json',
         ap=100. * metrics[AP_KEY] if AP_KEY in metrics else None,
-        metrics=metrics,
+        final_metrics=metrics,
         sec_per_iter=statistics.median(times) if times else None,
         peak_memory_mb=max(memory) if memory else None,
         memory_source='cuda_max_allocated (per log window)' if memory else None,
-        iters=steps[-1] if steps else progress.get('iter'),
+        iter=steps[-1] if steps else progress.get('iter'),
         max_iters=progress.get('max_iters'))
 
 

@@ -9,6 +9,7 @@ the config's batch size, as mmdet's ``batch_size`` is per GPU. The run record sa
 ``world_size``; its iteration times are rank 0's and its peak memory the largest process's, so
 the table's speed and memory columns stay per-process figures.
 """
+import functools
 import math
 import os
 import os.path as osp
@@ -90,9 +91,15 @@ def total_iters(request: TableRequest, row: Row) -> int:
     """Iterations of the run of ``row`` (for the ETA)."""
     if request.max_iters:
         return request.max_iters
+    return config_iters(config_paths.resolve(row.config(request.benchmark)))
+
+
+@functools.lru_cache(maxsize=None)
+def config_iters(path: str) -> int:
+    """Training iterations of the config file ``path``, parsed once per process (the plan's ETA
+    and each run's progress line both ask)."""
     from mmengine.config import Config
-    cfg = Config.fromfile(config_paths.resolve(row.config(request.benchmark)))
-    train_cfg = cfg.get('train_cfg', {})
+    train_cfg = Config.fromfile(path).get('train_cfg', {})
     if 'max_iters' in train_cfg:
         return int(train_cfg['max_iters'])
     return int(train_cfg.get('max_epochs', 12)) * math.ceil(COCO_TRAIN_IMAGES / COCO_BATCH_SIZE)

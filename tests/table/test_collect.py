@@ -79,6 +79,27 @@ def test_collect_run_from_run_json(tmp_path):
     assert run.train_seconds == pytest.approx(27.8)
 
 
+def test_a_run_reads_back_as_the_record_it_wrote(tmp_path):
+    """One record type for writing and reading: every field the hook writes comes back
+    unchanged, and reading adds only the source and the measured speed."""
+    wd = str(tmp_path / 'gfl')
+    written = RunRecord(status='finished', config='gfl_mini.py', settings=dict(seed=2),
+                        environment=dict(cpu='x'), work_dir='/elsewhere/gfl', iter=3,
+                        max_iters=3, started=1.0, updated=2.0, world_size=2,
+                        iter_times=[0.5, 0.25, 0.75], unsteady_iters=[1], resumed_at=[2],
+                        peak_memory_mb=10.5, memory_source='cpu_peak_rss',
+                        evaluations=[dict(iter=3, ap=40.0)],
+                        final_metrics={'coco/bbox_mAP': 0.4}, ap=40.0)
+    written.write(wd)
+    read = collect_run(wd, warmup_iters=0)
+    added = {'source', 'sec_per_iter'}
+    assert set(read.to_dict()) - set(written.to_dict()) == added
+    assert {k: v for k, v in read.to_dict().items() if k not in added} == \
+        dict(written.to_dict(), work_dir=wd)
+    # iteration 1 is unsteady: the median of 0.5 and 0.75
+    assert read.seed == 2 and read.sec_per_iter == pytest.approx(0.625)
+
+
 def test_collect_run_falls_back_to_mmengine_scalars(tmp_path):
     wd = str(tmp_path / 'retinanet')
     lines = [train_line(s, t, memory=m) for s, t, m in
@@ -182,9 +203,9 @@ def test_aggregate_marks_noise_and_ratio():
 
 
 def test_aggregate_status():
-    assert aggregate('x', {0: RunResult('a', 'missing')}, None).status == 'not run'
-    partial = aggregate('x', {0: RunResult('a', 'finished', ap=1.0),
-                              1: RunResult('b', 'running')}, None)
+    assert aggregate('x', {0: RunResult(work_dir='a', status='missing')}, None).status == 'not run'
+    partial = aggregate('x', {0: RunResult(work_dir='a', status='finished', ap=1.0),
+                              1: RunResult(work_dir='b', status='running')}, None)
     assert partial.status == 'partial' and partial.ap.n == 1
 
 

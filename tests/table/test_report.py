@@ -26,8 +26,8 @@ def results():
            'ohem': aggregate('ohem', ohem, base),
            'isr': RowResult(key='isr', status='not implemented',
                             reason='no config configs/mini/faster-rcnn_mini_isr.py'),
-           'iou-balanced': aggregate('iou-balanced', {0: RunResult('w', 'missing'),
-                                                      1: RunResult('w', 'missing')}, base)}
+           'iou-balanced': aggregate('iou-balanced', {0: RunResult(work_dir='w', status='missing'),
+                                                      1: RunResult(work_dir='w', status='missing')}, base)}
     out['faster-rcnn'].hyperparams = 2
     out['ohem'].hyperparams = 2
     return out
