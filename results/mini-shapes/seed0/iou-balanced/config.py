@@ -34,23 +34,34 @@ load_from = None
 log_level = 'INFO'
 log_processor = dict(
     _scope_='mmdet', by_epoch=False, type='LogProcessor', window_size=10)
-max_iters = 600
+max_iters = 3000
 metainfo = dict(classes=(
     'circle',
     'square',
     'triangle',
 ))
-mini_norm_cfg = dict(num_groups=16, requires_grad=True, type='GN')
-mini_recipe_version = 4
+mini_backbone = dict(
+    base_channels=32,
+    depth=18,
+    init_cfg=dict(
+        checkpoint='checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth',
+        prefix='backbone.',
+        type='CheckedPretrained'))
+mini_pretrained = 'checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth'
+mini_recipe_version = 5
 model = dict(
     _scope_='mmdet',
     backbone=dict(
         base_channels=32,
         depth=18,
-        frozen_stages=-1,
-        init_cfg=None,
-        norm_cfg=dict(num_groups=16, requires_grad=True, type='GN'),
-        norm_eval=False,
+        frozen_stages=1,
+        init_cfg=dict(
+            checkpoint=
+            'checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth',
+            prefix='backbone.',
+            type='CheckedPretrained'),
+        norm_cfg=dict(requires_grad=True, type='BN'),
+        norm_eval=True,
         num_stages=4,
         out_indices=(
             0,
@@ -81,7 +92,6 @@ model = dict(
             128,
             256,
         ],
-        norm_cfg=dict(num_groups=16, requires_grad=True, type='GN'),
         num_outs=5,
         out_channels=64,
         type='FPN'),
@@ -165,7 +175,7 @@ model = dict(
             nms=dict(iou_threshold=0.5, type='nms'),
             score_thr=0.05),
         rpn=dict(
-            max_per_img=300,
+            max_per_img=1000,
             min_bbox_size=0,
             nms=dict(iou_threshold=0.7, type='nms'),
             nms_pre=1000)),
@@ -188,7 +198,7 @@ model = dict(
                     floor_thr=-1,
                     num_bins=3,
                     type='IoUBalancedNegSampler'),
-                num=128,
+                num=512,
                 pos_fraction=0.25,
                 pos_sampler=dict(type='InstanceBalancedPosSampler'),
                 type='CombinedSampler')),
@@ -210,26 +220,26 @@ model = dict(
                 pos_fraction=0.5,
                 type='RandomSampler')),
         rpn_proposal=dict(
-            max_per_img=300,
+            max_per_img=1000,
             min_bbox_size=0,
             nms=dict(iou_threshold=0.7, type='nms'),
-            nms_pre=1000)),
+            nms_pre=2000)),
     type='FasterRCNN')
 optim_wrapper = dict(
-    clip_grad=dict(max_norm=10, norm_type=2),
-    optimizer=dict(fused=True, lr=0.004, type='AdamW', weight_decay=0.05),
-    type='OptimWrapper')
+    optimizer=dict(fused=True, lr=0.002, type='AdamW', weight_decay=0.05),
+    type='CPUAutocastOptimWrapper')
 param_scheduler = [
     dict(begin=0, by_epoch=False, end=60, start_factor=0.01, type='LinearLR'),
     dict(
         begin=0,
         by_epoch=False,
-        end=600,
-        eta_min=4e-05,
+        end=3000,
+        eta_min_ratio=0.01,
         type='CosineAnnealingLR'),
 ]
 randomness = dict(seed=0)
 resume = False
+runner_type = 'mmdet.OwnCheckpointRunner'
 test_cfg = dict(type='TestLoop')
 test_dataloader = dict(
     batch_size=1,
@@ -284,7 +294,7 @@ test_pipeline = [
         ),
         type='PackDetInputs'),
 ]
-train_cfg = dict(max_iters=600, type='IterBasedTrainLoop', val_interval=600)
+train_cfg = dict(max_iters=3000, type='IterBasedTrainLoop', val_interval=3000)
 train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     batch_size=4,
@@ -384,4 +394,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/main/work_dirs/table1/mini-shapes/seed0/faster-rcnn_mini_iou-balanced'
+work_dir = '/work/run/work_dirs/table1/mini-shapes/seed0/faster-rcnn_mini_iou-balanced'
