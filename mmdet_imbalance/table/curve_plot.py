@@ -10,7 +10,7 @@ logged.
 """
 from typing import Dict, List, Sequence
 
-from . import curves
+from . import curves, pictures
 from .collect import RowResult, RunResult
 from .rows import Row, get_row
 
@@ -89,6 +89,5 @@ def draw(path: str, rows: Sequence[Row], runs: Dict[str, Dict[int, RunResult]],
             ax.grid(alpha=0.3)
     fig.suptitle(title or 'training curves: mean over seeds, band = min-max', fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    pictures.save(fig, path)
     return shown

@@ -25,7 +25,7 @@ import numpy as np
 
 from mmdet_imbalance import config_paths
 from mmdet_imbalance.engine.run_record import RUN_FILE, RunRecord, read_record, settings_diff
-from . import results
+from . import pictures, results
 from .collect import RowResult
 from .rows import ROWS, Row, get_row
 
@@ -177,9 +177,8 @@ def draw(path: str, grid: List[Tuple[str, List[np.ndarray]]], columns: Sequence[
         ax.set_xlabel(name, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
     size = fig.canvas.get_width_height()
-    plt.close(fig)
+    pictures.save(fig, path)
     return size
 
 

@@ -20,6 +20,15 @@ def inputs_path(picture: str) -> str:
     return picture + SUFFIX
 
 
+def save(fig, path: str) -> None:
+    """Write a matplotlib figure to ``path``, creating its folder (``--out`` may name a new one),
+    and close it."""
+    import matplotlib.pyplot as plt
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _sha256(path: str) -> str:
     with open(path, 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()

@@ -10,6 +10,7 @@ with its paired 95 % Student-t interval (one seed: the point alone, hollow), and
 """
 from typing import Dict, List, Sequence, Tuple
 
+from . import pictures
 from .collect import RowResult, t_interval
 from .rows import GROUPS, Row
 
@@ -148,8 +149,6 @@ def build_figure(rows: Sequence[Row], results: Dict[str, RowResult], meta: dict)
 
 def write_plot(path: str, rows: Sequence[Row], results: Dict[str, RowResult], meta: dict) -> int:
     """Write ``table1.png``; returns the number of rows drawn in the AP panel."""
-    import matplotlib.pyplot as plt
     fig, labels = build_figure(rows, results, meta)
-    fig.savefig(path)
-    plt.close(fig)
+    pictures.save(fig, path)
     return sum(len(label.get_text().split('\n')) for label in labels)

@@ -53,8 +53,7 @@ def tool(name):
 
 
 def test_plot_curves_draws_the_published_baselines_and_the_outliers(tree, tmp_path, capsys):
-    out = str(tmp_path / 'docs' / 'curves.png')
-    (tmp_path / 'docs').mkdir()
+    out = str(tmp_path / 'docs' / 'curves.png')  # a folder that does not exist yet
     assert tool('plot_curves').main(['--results', tree, '--out', out]) == 0
     printed = capsys.readouterr().out
     assert 'retinanet: retinanet (3 seed(s)), ghm-c (3 seed(s))' in printed
