@@ -41,26 +41,49 @@ def _overlap(a, b, pad: float = 1.0) -> bool:
                 or b.y1 + pad <= a.y0)
 
 
+def _inside(box, frame) -> bool:
+    return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
+
 def place_labels(ax, groups: Dict[Tuple[float, float], List[str]], fontsize: float = 8):
     """Annotate each point group with its names, each label at the nearest height (above or
-    below its point, in steps of its own height) where it overlaps no label placed before it;
-    a label moved off its point gets a leader line. Returns the annotations."""
+    below its point, in steps of its own height; right of it, else left) where it overlaps no
+    label placed before it and stays inside the axes, so that a crowded cluster near an edge
+    does not push names out of the picture. A label moved off its point gets a leader line,
+    drawn as its own annotation after the placement (an annotation's extent spans its leader
+    line). Returns the text annotations."""
     renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
     labels, placed = [], []
     for (x, y), names in sorted(groups.items(), key=lambda item: -item[0][1]):
         label = ax.annotate('\n'.join(names), (x, y), textcoords='offset points', xytext=(6, 4),
-                            fontsize=fontsize, va='bottom',
-                            arrowprops=dict(arrowstyle='-', lw=0.5, color='grey', shrinkA=0,
-                                            shrinkB=3))
+                            fontsize=fontsize, va='bottom')
         height = label.get_window_extent(renderer).height * 72. / ax.figure.dpi + 2
+        free = None  # the first place that overlaps nothing, in case none is inside the axes
         for k in range(200):
-            label.xyann = (6, 4 + (k + 1) // 2 * height * (1 if k % 2 else -1))
-            box = label.get_window_extent(renderer)
-            if not any(_overlap(box, other) for other in placed):
-                break
-        label.arrow_patch.set_visible(label.xyann[1] != 4)
+            dy = 4 + (k + 1) // 2 * height * (1 if k % 2 else -1)
+            for dx, align in ((6, 'left'), (-6, 'right')):
+                label.xyann = (dx, dy)
+                label.set_horizontalalignment(align)
+                box = label.get_window_extent(renderer)
+                if any(_overlap(box, other) for other in placed):
+                    continue
+                free = free or (dx, dy, align)
+                if _inside(box, frame):
+                    break
+            else:
+                continue
+            break
+        else:
+            if free is not None:
+                label.xyann = free[:2]
+                label.set_horizontalalignment(free[2])
         placed.append(label.get_window_extent(renderer))
         labels.append(label)
+        if tuple(label.xyann) != (6, 4):
+            ax.annotate('', (x, y), textcoords='offset points', xytext=label.xyann,
+                        arrowprops=dict(arrowstyle='-', lw=0.5, color='grey', shrinkA=0,
+                                        shrinkB=3))
     return labels
 
 

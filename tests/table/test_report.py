@@ -125,11 +125,25 @@ def test_labels_of_nearby_points_do_not_overlap():
     boxes = [label.get_window_extent(renderer) for label in labels]
     assert len(labels) == 8
     assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    # The same labels at the fixed offset they had do overlap: the test can fail.
+    # The check can fail: a label moved to another's place overlaps it.
+    labels[1].xy, labels[1].xyann = labels[0].xy, labels[0].xyann
+    labels[1].set_horizontalalignment(labels[0].get_horizontalalignment())
+    assert _overlap(labels[0].get_window_extent(renderer), labels[1].get_window_extent(renderer))
+
+
+def test_labels_of_a_cluster_near_the_top_stay_inside_the_axes():
+    """Regression: with one row far below the others (RS Loss at 29 AP beside a cluster at
+    68-79), the labels of the cluster were stacked upwards out of the axes and cut off."""
+    from mmdet_imbalance.table.plot import build_figure
+    rows, res = crowded()
+    res['ghm-c'] = aggregate('ghm-c', runs([10.0, 10.5, 11.0], 0.1), res['retinanet'].runs)
+    fig, labels = build_figure(rows, res, META)
+    renderer = fig.canvas.get_renderer()
+    frame = fig.axes[0].get_window_extent(renderer)
     for label in labels:
-        label.xyann = (6, 4)
-    boxes = [label.get_window_extent(renderer) for label in labels]
-    assert any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        box = label.get_window_extent(renderer)
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1, label.get_text()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, label.get_text()
 
 
 def test_every_row_has_its_ap_spread_and_its_delta_interval():
