@@ -125,7 +125,7 @@ def test_the_gallery_tool_draws_the_published_runs(tiny_shapes, capsys):
     out = str(tiny_shapes / 'gallery.png')
     assert tool.main(['--rows', 'ghm-c', '--no-train', '--results', root, '--out', out]) == 0
     printed = capsys.readouterr().out
-    assert 'wrote' in printed and '(2048x' in printed
+    assert 'wrote' in printed and '(1600x' in printed
     assert pictures.problems(out) == []
     recorded = pictures.digest(str(tiny_shapes), ['results/mini-shapes/seed0/*/run.json'])
     assert len(recorded) == 2
