@@ -18,18 +18,7 @@ from collections import defaultdict
 from typing import Dict, List
 
 import numpy as np
-
-
-def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of COCO ``[x, y, w, h]`` boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    y2 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.)
+from pycocotools import mask as mask_utils
 
 
 def best_object_scores(annotations: List[dict], detections: List[dict],
@@ -47,7 +36,8 @@ def best_object_scores(annotations: List[dict], detections: List[dict],
         if not found:
             best.append(0.)
             continue
-        ious = box_iou_xywh([ann['bbox']], [d['bbox'] for d in found])[0]
+        # pycocotools' IoU of COCO [x, y, w, h] boxes, as its evaluation computes it
+        ious = mask_utils.iou([d['bbox'] for d in found], [ann['bbox']], [0])[:, 0]
         scores = np.array([d['score'] for d in found], float)
         hits = scores[ious >= iou_thr]
         best.append(float(hits.max()) if hits.size else 0.)

@@ -6,7 +6,9 @@ import runpy
 import numpy as np
 import pytest
 
-from mmdet_imbalance.analysis.score_stats import best_object_scores, box_iou_xywh, score_stats
+from pycocotools import mask as mask_utils
+
+from mmdet_imbalance.analysis.score_stats import best_object_scores, score_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -23,8 +25,9 @@ DETS = [dict(image_id=1, category_id=1, bbox=[0, 0, 10, 10], score=0.02),
 
 
 def test_iou_of_coco_boxes():
-    iou = box_iou_xywh([[0, 0, 10, 10]], [[5, 0, 10, 10], [0, 0, 10, 10], [10, 10, 1, 1]])
-    assert iou[0] == pytest.approx([1 / 3, 1., 0.])
+    # the IoU the counting uses (pycocotools'), on the boxes the cases below rely on
+    iou = mask_utils.iou([[5, 0, 10, 10], [0, 0, 10, 10], [10, 10, 1, 1]], [[0, 0, 10, 10]], [0])
+    assert iou[:, 0] == pytest.approx([1 / 3, 1., 0.])
 
 
 def test_best_scores_count_same_class_matches_only():
