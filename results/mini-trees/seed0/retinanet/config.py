@@ -34,23 +34,34 @@ load_from = None
 log_level = 'INFO'
 log_processor = dict(
     _scope_='mmdet', by_epoch=False, type='LogProcessor', window_size=10)
-max_iters = 600
+max_iters = 3000
 metainfo = dict(classes=(
     'circle',
     'square',
     'triangle',
 ))
-mini_norm_cfg = dict(num_groups=16, requires_grad=True, type='GN')
-mini_recipe_version = 3
+mini_backbone = dict(
+    base_channels=32,
+    depth=18,
+    init_cfg=dict(
+        checkpoint='checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth',
+        prefix='backbone.',
+        type='CheckedPretrained'))
+mini_pretrained = 'checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth'
+mini_recipe_version = 5
 model = dict(
     _scope_='mmdet',
     backbone=dict(
         base_channels=32,
         depth=18,
-        frozen_stages=-1,
-        init_cfg=None,
-        norm_cfg=dict(num_groups=16, requires_grad=True, type='GN'),
-        norm_eval=False,
+        frozen_stages=1,
+        init_cfg=dict(
+            checkpoint=
+            'checkpoints/resnet18-w32_bn_shapes-pretext-1d3a5857.pth',
+            prefix='backbone.',
+            type='CheckedPretrained'),
+        norm_cfg=dict(requires_grad=True, type='BN'),
+        norm_eval=True,
         num_stages=4,
         out_indices=(
             0,
@@ -100,7 +111,6 @@ model = dict(
             loss_weight=1.0,
             type='FocalLoss',
             use_sigmoid=True),
-        norm_cfg=dict(num_groups=16, requires_grad=True, type='GN'),
         num_classes=1,
         stacked_convs=2,
         type='RetinaHead'),
@@ -126,7 +136,6 @@ model = dict(
             128,
             256,
         ],
-        norm_cfg=dict(num_groups=16, requires_grad=True, type='GN'),
         num_outs=5,
         out_channels=64,
         start_level=1,
@@ -150,20 +159,20 @@ model = dict(
         sampler=dict(type='PseudoSampler')),
     type='RetinaNet')
 optim_wrapper = dict(
-    clip_grad=dict(max_norm=10, norm_type=2),
-    optimizer=dict(lr=0.002, type='AdamW', weight_decay=0.05),
+    optimizer=dict(fused=True, lr=0.002, type='AdamW', weight_decay=0.05),
     type='CPUAutocastOptimWrapper')
 param_scheduler = [
-    dict(begin=0, by_epoch=False, end=30, start_factor=0.01, type='LinearLR'),
+    dict(begin=0, by_epoch=False, end=60, start_factor=0.01, type='LinearLR'),
     dict(
         begin=0,
         by_epoch=False,
-        end=600,
-        eta_min=2e-05,
+        end=3000,
+        eta_min_ratio=0.01,
         type='CosineAnnealingLR'),
 ]
 randomness = dict(seed=0)
 resume = False
+runner_type = 'mmdet.OwnCheckpointRunner'
 test_cfg = dict(type='TestLoop')
 test_dataloader = dict(
     batch_size=1,
@@ -214,7 +223,7 @@ test_pipeline = [
         ),
         type='PackDetInputs'),
 ]
-train_cfg = dict(max_iters=600, type='IterBasedTrainLoop', val_interval=600)
+train_cfg = dict(max_iters=3000, type='IterBasedTrainLoop', val_interval=3000)
 train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     batch_size=4,
@@ -290,18 +299,6 @@ train_pipeline = [
             0.25,
         ],
         type='RandomFlip'),
-    dict(
-        brightness_delta=24,
-        contrast_range=(
-            0.8,
-            1.2,
-        ),
-        hue_delta=8,
-        saturation_range=(
-            0.8,
-            1.2,
-        ),
-        type='PhotoMetricDistortion'),
     dict(type='PackDetInputs'),
 ]
 val_cfg = dict(type='ValLoop')
@@ -350,4 +347,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/main/work_dirs/table1/mini-trees/seed0/retinanet_mini'
+work_dir = '/work/run/work_dirs/table1/mini-trees/seed0/retinanet_mini'
