@@ -2,7 +2,7 @@
 # same head, loss and sampler deltas (that file gives the sources): RankSortRPNHead on every anchor
 # (head_weight 0.2), AllSampler and RankSortBBoxHead in the RoI stage, GIoU on decoded boxes,
 # self-balance. Not carried over: the R-CNN test score_thr 0.40, a speed setting of the reference
-# tuned on converged COCO scores (docs/methods/rs-loss.md §6); a 600-iteration mini model keeps the
+# tuned on converged COCO scores (docs/methods/rs-loss.md §6); a 3000-iteration mini model keeps the
 # baseline's 0.05. The official recipe trains at lr 0.012 where Faster R-CNN takes 0.02; the row
 # scales the mini recipe's AdamW lr (2e-3, _base_/schedule_mini.py) by the same 0.6.
 _base_ = './faster-rcnn_mini.py'

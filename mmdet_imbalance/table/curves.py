@@ -5,7 +5,7 @@ mmengine's ``LocalVisBackend`` writes every logged scalar of a run (each loss te
 ``<work_dir>/<timestamp>/vis_data/scalars.json``, one JSON object per logging step, and the
 validation metrics as one more line. The export keeps those lines, merged over the timestamps
 of a resumed run and rounded to 5 significant digits, as ``scalars.json`` in the run's results
-folder: about 60 lines for a 600-iteration mini run. The file keeps mmengine's format, so
+folder: about 300 lines for a 3000-iteration mini run. The file keeps mmengine's format, so
 ``tools/plot_curves.py`` and mmdet's ``tools/analysis_tools/analyze_logs.py plot_curve`` read it.
 
 The run's ``run.json`` in the tree names the file with its sha256 and line count (``curve``), so
