@@ -42,6 +42,10 @@ Decisions:
   ``sigma(o) * sigma(z)`` (§5), so ``nms_pre`` top-k, ``score_thr`` and NMS of the stock
   ``test_cfg`` all act on the fused score. (mmdet's ``score_factors`` path would multiply only
   after the top-k and threshold, which is not what the released code does.)
+* **``score_mode`` takes the fused score apart, for diagnosis.** ``'fused'`` (default) is the
+  released inference. ``'class'`` scores with ``sigma(z_k)`` alone and ``'objectness'`` with
+  ``sigma(o)``, given to the anchor's top class only, so that each factor can be evaluated on
+  its own from the same checkpoint (resobj.md §10).
 """
 from typing import List, Optional
 
@@ -92,6 +96,20 @@ def drop_degenerate_boxes(gt_instances: InstanceData) -> InstanceData:
 #: score sigma(o) sigma(z), as 1/K intends (docs/methods/resobj.md).
 SINGLE_CLASS_PRIOR = 0.99
 
+#: Test-time scores of :class:`ResObjRetinaHead` (module docstring, resobj.md §10).
+SCORE_MODES = ('fused', 'objectness', 'class')
+
+
+def objectness_of_top_class(cls_logits: Tensor, obj_logits: Tensor) -> Tensor:
+    """Class-shaped logits holding ``o`` at each anchor's top class, and a zero score elsewhere.
+
+    ``cls_logits`` has the classes in dimension 2 and ``obj_logits`` size 1 there. The other
+    classes get the dtype's lowest value, whose sigmoid is 0, so any ``score_thr >= 0`` drops them.
+    """
+    top = cls_logits.argmax(dim=2, keepdim=True)
+    out = torch.full_like(cls_logits, torch.finfo(cls_logits.dtype).min)
+    return out.scatter(2, top, obj_logits.expand_as(top).to(cls_logits.dtype))
+
 
 @MODELS.register_module()
 class ResObjRetinaHead(RetinaHead):
@@ -108,6 +126,8 @@ class ResObjRetinaHead(RetinaHead):
             the released code, and :data:`SINGLE_CLASS_PRIOR` when K = 1.
         loss_cls (dict): config of a :class:`ResObjLoss` (objectness + positive-only class loss).
         loss_bbox (dict): box loss config; L1 = the released code's smooth-L1 with beta 0.
+        score_mode (str): test score, one of :data:`SCORE_MODES`: ``'fused'`` (the released
+            ``sigma(o) * sigma(z)``), or one factor alone for diagnosis.
         **kwargs: the remaining :class:`RetinaHead` / ``AnchorHead`` arguments.
     """
 
@@ -124,9 +144,13 @@ class ResObjRetinaHead(RetinaHead):
                      ema_momentum=0.9,
                      ema_init=100.0),
                  loss_bbox: ConfigType = dict(type='L1Loss', loss_weight=1.0),
+                 score_mode: str = 'fused',
                  **kwargs) -> None:
         if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 0:
             raise ValueError(f'num_stages must be a non-negative int, got {num_stages!r}')
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f'score_mode must be one of {SCORE_MODES}, got {score_mode!r}')
+        self.score_mode = score_mode
         if isinstance(num_classes, int) and num_classes < 2 and cls_prior_prob is None:
             cls_prior_prob = SINGLE_CLASS_PRIOR
         self.num_stages = num_stages
@@ -241,17 +265,22 @@ class ResObjRetinaHead(RetinaHead):
         """Boxes scored by ``sigmoid(obj) * sigmoid(cls)``, through mmdet's stock post-processing.
 
         The fused score is passed as a logit (:func:`fuse_objectness_logits`), so the stock
-        ``nms_pre`` top-k, ``score_thr`` and NMS act on it (resobj.md §5).
+        ``nms_pre`` top-k, ``score_thr`` and NMS act on it (resobj.md §5). ``score_mode`` can
+        replace it by one of its factors.
         """
         self._check_outputs(cls_scores, bbox_preds, obj_scores)
         fused_scores = []
         for cls_score, obj_score in zip(cls_scores, obj_scores):
             num_imgs, _, height, width = cls_score.shape
             # Channel a*K + k of the class map belongs to anchor a, like channel a of obj_score.
-            fused = fuse_objectness_logits(
-                cls_score.reshape(num_imgs, self.num_base_priors, self.cls_out_channels, height,
-                                  width),
-                obj_score.unsqueeze(2))
+            per_class = cls_score.reshape(num_imgs, self.num_base_priors, self.cls_out_channels,
+                                          height, width)
+            if self.score_mode == 'fused':
+                fused = fuse_objectness_logits(per_class, obj_score.unsqueeze(2))
+            elif self.score_mode == 'objectness':
+                fused = objectness_of_top_class(per_class, obj_score.unsqueeze(2))
+            else:
+                fused = per_class
             fused_scores.append(fused.reshape_as(cls_score))
         return super().predict_by_feat(
             fused_scores, bbox_preds, score_factors=None, batch_img_metas=batch_img_metas,

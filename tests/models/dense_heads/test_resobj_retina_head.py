@@ -12,7 +12,8 @@ from mmengine.structures import InstanceData
 
 from mmdet_imbalance.models.dense_heads.resobj_retina_head import (ResObjRetinaHead,
                                                                    drop_degenerate_boxes,
-                                                                   fuse_objectness_logits)
+                                                                   fuse_objectness_logits,
+                                                                   objectness_of_top_class)
 from mmdet_imbalance.testing import (build_detector, demo_batch, load_config, predict,
                                      total_loss, train_step)
 
@@ -147,6 +148,35 @@ def test_predict_scores_are_fused_before_topk_and_threshold(coco_model_cfg):
     assert not any(abs(score - low.item()) < 1e-6 for score in result.scores.tolist())
 
 
+@pytest.mark.parametrize('score_mode, expected', [
+    # (label, score) of every box left at score_thr 0.01 from _constructed_maps.
+    ('fused', [(3, 1 / ((1 + math.exp(-6.)) * (1 + math.exp(-2.)))),
+               (1, 1 / ((1 + math.exp(3.)) * (1 + math.exp(-8.))))]),
+    # Objectness alone, on each anchor's top class: the class logits only pick the label.
+    ('objectness', [(3, 1 / (1 + math.exp(-6.))), (1, 1 / (1 + math.exp(3.)))]),
+    # Class alone: the objectness that rejected anchor (2, 2) no longer counts.
+    ('class', [(1, 1 / (1 + math.exp(-8.))), (3, 1 / (1 + math.exp(-2.)))]),
+])
+def test_score_mode_evaluates_one_factor_of_the_fused_score(coco_model_cfg, score_mode,
+                                                             expected):
+    head = tiny_head(coco_model_cfg, score_mode=score_mode).eval()
+    cfg = copy.deepcopy(head.test_cfg)
+    cfg.update(score_thr=0.01)
+    result = head.predict_by_feat(*_constructed_maps(head), batch_img_metas=[META], cfg=cfg)[0]
+    order = result.scores.argsort(descending=True)
+    assert result.labels[order].tolist() == [label for label, _ in expected]
+    assert result.scores[order].tolist() == pytest.approx([score for _, score in expected],
+                                                          rel=1e-5)
+
+
+def test_objectness_score_goes_to_the_top_class_only():
+    cls = torch.tensor([[0.5, 2.0, -1.0], [3.0, 2.0, 1.0]]).reshape(1, 2, 3, 1, 1)
+    obj = torch.tensor([4.0, -2.0]).reshape(1, 2, 1, 1, 1)
+    out = objectness_of_top_class(cls, obj).sigmoid().reshape(-1)
+    assert out.tolist() == pytest.approx([0., 1 / (1 + math.exp(-4.)), 0.,
+                                          1 / (1 + math.exp(2.)), 0., 0.], abs=1e-7)
+
+
 def _level_direct_losses(head, cls_scores, bbox_preds, obj_scores, gts, metas):
     """Independent per-level BCE sums on mmdet's own per-level targets (no flattening)."""
     sizes = [c.shape[-2:] for c in cls_scores]
@@ -245,6 +275,8 @@ def test_bad_arguments(coco_model_cfg):
         tiny_head(coco_model_cfg, obj_prior_prob=0.0)
     with pytest.raises(TypeError, match='loss_cls'):
         tiny_head(coco_model_cfg, loss_cls=dict(type='FocalLoss', use_sigmoid=True))
+    with pytest.raises(ValueError, match="score_mode.*'objectnes'"):
+        tiny_head(coco_model_cfg, score_mode='objectnes')
     head = tiny_head(coco_model_cfg)
     cls_scores, bbox_preds, obj_scores = head(features(head))
     with pytest.raises(ValueError, match='obj_scores'):
