@@ -45,6 +45,12 @@ def _inside(box, frame) -> bool:
     return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
 
 
+def _move(label, place) -> None:
+    dx, dy, align = place
+    label.xyann = (dx, dy)
+    label.set_horizontalalignment(align)
+
+
 def place_labels(ax, groups: Dict[Tuple[float, float], List[str]], fontsize: float = 8):
     """Annotate each point group with its names, each label at the nearest height (above or
     below its point, in steps of its own height; right of it, else left) where it overlaps no
@@ -59,25 +65,19 @@ def place_labels(ax, groups: Dict[Tuple[float, float], List[str]], fontsize: flo
         label = ax.annotate('\n'.join(names), (x, y), textcoords='offset points', xytext=(6, 4),
                             fontsize=fontsize, va='bottom')
         height = label.get_window_extent(renderer).height * 72. / ax.figure.dpi + 2
-        free = None  # the first place that overlaps nothing, in case none is inside the axes
-        for k in range(200):
-            dy = 4 + (k + 1) // 2 * height * (1 if k % 2 else -1)
-            for dx, align in ((6, 'left'), (-6, 'right')):
-                label.xyann = (dx, dy)
-                label.set_horizontalalignment(align)
-                box = label.get_window_extent(renderer)
-                if any(_overlap(box, other) for other in placed):
-                    continue
-                free = free or (dx, dy, align)
-                if _inside(box, frame):
-                    break
-            else:
+        places = [(dx, 4 + (k + 1) // 2 * height * (1 if k % 2 else -1), align)
+                  for k in range(200) for dx, align in ((6, 'left'), (-6, 'right'))]
+        chosen = free = None  # free: the first place that overlaps nothing, if none is inside
+        for place in places:
+            _move(label, place)
+            box = label.get_window_extent(renderer)
+            if any(_overlap(box, other) for other in placed):
                 continue
-            break
-        else:
-            if free is not None:
-                label.xyann = free[:2]
-                label.set_horizontalalignment(free[2])
+            free = free or place
+            if _inside(box, frame):
+                chosen = place
+                break
+        _move(label, chosen or free or places[-1])
         placed.append(label.get_window_extent(renderer))
         labels.append(label)
         if tuple(label.xyann) != (6, 4):

@@ -61,7 +61,7 @@ from mmengine.model.weight_init import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..losses.checks import probability
+from ..losses.checks import one_of, probability
 from ..losses.resobj_loss import ResObjLoss, positive_mask
 from .flat_targets import anchor_targets, flat_bbox_loss, levels_to_rows
 
@@ -148,8 +148,7 @@ class ResObjRetinaHead(RetinaHead):
                  **kwargs) -> None:
         if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 0:
             raise ValueError(f'num_stages must be a non-negative int, got {num_stages!r}')
-        if score_mode not in SCORE_MODES:
-            raise ValueError(f'score_mode must be one of {SCORE_MODES}, got {score_mode!r}')
+        one_of('score_mode', score_mode, SCORE_MODES)
         self.score_mode = score_mode
         if isinstance(num_classes, int) and num_classes < 2 and cls_prior_prob is None:
             cls_prior_prob = SINGLE_CLASS_PRIOR
@@ -269,19 +268,19 @@ class ResObjRetinaHead(RetinaHead):
         replace it by one of its factors.
         """
         self._check_outputs(cls_scores, bbox_preds, obj_scores)
-        fused_scores = []
+        test_logits = []
         for cls_score, obj_score in zip(cls_scores, obj_scores):
             num_imgs, _, height, width = cls_score.shape
             # Channel a*K + k of the class map belongs to anchor a, like channel a of obj_score.
             per_class = cls_score.reshape(num_imgs, self.num_base_priors, self.cls_out_channels,
                                           height, width)
             if self.score_mode == 'fused':
-                fused = fuse_objectness_logits(per_class, obj_score.unsqueeze(2))
+                logits = fuse_objectness_logits(per_class, obj_score.unsqueeze(2))
             elif self.score_mode == 'objectness':
-                fused = objectness_of_top_class(per_class, obj_score.unsqueeze(2))
+                logits = objectness_of_top_class(per_class, obj_score.unsqueeze(2))
             else:
-                fused = per_class
-            fused_scores.append(fused.reshape_as(cls_score))
+                logits = per_class
+            test_logits.append(logits.reshape_as(cls_score))
         return super().predict_by_feat(
-            fused_scores, bbox_preds, score_factors=None, batch_img_metas=batch_img_metas,
+            test_logits, bbox_preds, score_factors=None, batch_img_metas=batch_img_metas,
             cfg=cfg, rescale=rescale, with_nms=with_nms)

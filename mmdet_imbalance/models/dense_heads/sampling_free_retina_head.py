@@ -45,6 +45,7 @@ from mmdet.utils import InstanceList
 from mmengine.config import ConfigDict
 from torch import Tensor
 
+from ..losses.checks import one_of
 from .flat_targets import FlatTargets
 from .sampling_free_base import GuidedAnchorLossMixin, SamplingFreePriorMixin
 
@@ -84,9 +85,7 @@ class SamplingFreeRetinaHead(SamplingFreePriorMixin, GuidedAnchorLossMixin, Reti
                      type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=0.11, loss_weight=1.0),
                  **kwargs) -> None:
-        if score_thr_mode not in SCORE_THR_MODES:
-            raise ValueError(f'score_thr_mode must be one of {SCORE_THR_MODES}, '
-                             f'got {score_thr_mode!r}')
+        one_of('score_thr_mode', score_thr_mode, SCORE_THR_MODES)
         super().__init__(num_classes, in_channels, bbox_coder=bbox_coder, loss_cls=loss_cls,
                          loss_bbox=loss_bbox, **kwargs)
         if not self.use_sigmoid_cls:

@@ -33,6 +33,13 @@ def probability(name: str, value) -> float:
     return float(value)
 
 
+def one_of(name: str, value, choices) -> None:
+    """ValueError unless ``value`` is one of ``choices`` (a mode string: a typo would otherwise
+    select a default branch silently)."""
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {tuple(choices)}, got {value!r}')
+
+
 def on_host(tensor: Tensor) -> bool:
     """True for a CPU tensor. A check that reads tensor values runs only then: on a GPU every such
     read waits for the device, a host synchronisation in every training step."""

@@ -44,15 +44,14 @@ from mmdet.registry import MODELS
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
-from .checks import check_same_shape, finite_number, positive_number
+from .checks import check_same_shape, finite_number, one_of, positive_number
 
 Number = Union[int, float, Tensor]
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def _check_reduction(reduction: str, avg_factor: Number) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+    one_of('reduction', reduction, REDUCTIONS)
     # Tensor normalisers come from the EMA (always >= 1) and are not read back, which would cost
     # a device synchronisation every iteration; Python numbers are checked.
     if reduction == 'mean' and not torch.is_tensor(avg_factor) and not avg_factor > 0:
