@@ -1,0 +1,56 @@
+"""The committed diagnostic runs (``results/diag/<method>/<name>/``) that the method pages cite.
+
+The table never reads them, so nothing else checks them: each must pass the same record checks as
+a table run (its AP is its own last evaluation, its log and curve agree), sit under a method that
+has a page, and be cited by some page; and every ``results/diag/`` path a page or the README cites
+must be such a record.
+"""
+import glob
+import os.path as osp
+import re
+
+import pytest
+
+from mmdet_imbalance.table.verify import verify_folder
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DIAG = osp.join(REPO, 'results', 'diag')
+CITATION = re.compile(r'results/diag/([\w.-]+)/([\w.-]+)')
+
+
+def committed_records():
+    return sorted(osp.relpath(osp.dirname(p), DIAG)
+                  for p in glob.glob(osp.join(DIAG, '*', '*', 'run.json')))
+
+
+def citations():
+    """{'<method>/<name>': [files citing it]} over docs/ and the README."""
+    found = {}
+    texts = glob.glob(osp.join(REPO, 'docs', '**', '*.md'), recursive=True)
+    for path in texts + [osp.join(REPO, 'README.md')]:
+        for method, name in CITATION.findall(open(path, encoding='utf-8').read()):
+            if '<' not in method:
+                found.setdefault(f'{method}/{name}', []).append(osp.relpath(path, REPO))
+    return found
+
+
+def test_the_tree_has_diagnostic_records():
+    assert committed_records(), f'no run record under {DIAG}'
+
+
+@pytest.mark.parametrize('record', committed_records())
+def test_each_record_is_verified_and_belongs_to_a_method_page(record):
+    folder = osp.join(DIAG, record)
+    assert verify_folder(folder).status == 'finished'
+    assert osp.isfile(osp.join(folder, 'config.py')), f'{folder}: no merged config'
+    method = record.split('/')[0]
+    page = osp.join(REPO, 'docs', 'methods', f'{method}.md')
+    assert osp.isfile(page), f'{folder}: no method page docs/methods/{method}.md'
+
+
+def test_every_record_is_cited_and_every_citation_is_a_record():
+    cited = citations()
+    records = set(committed_records())
+    assert sorted(records - set(cited)) == [], 'diagnostic records no page cites'
+    missing = {path: files for path, files in cited.items() if path not in records}
+    assert missing == {}, 'cited diagnostic records that the tree lacks'
