@@ -28,9 +28,11 @@ def citations():
     found = {}
     texts = glob.glob(osp.join(REPO, 'docs', '**', '*.md'), recursive=True)
     for path in texts + [osp.join(REPO, 'README.md')]:
-        for method, name in CITATION.findall(open(path, encoding='utf-8').read()):
-            if '<' not in method:
-                found.setdefault(f'{method}/{name}', []).append(osp.relpath(path, REPO))
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        # The README's pattern `results/diag/<method>/<name>/` does not match: '<' is no name.
+        for method, name in CITATION.findall(text):
+            found.setdefault(f'{method}/{name}', []).append(osp.relpath(path, REPO))
     return found
 
 
