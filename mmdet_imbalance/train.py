@@ -18,7 +18,8 @@ from mmdet_imbalance import cli
 from mmdet_imbalance.config_builder import (CfgOptionsAction, add_precision_argument,
                                             build_runner_config, check_work_dir,
                                             embedded_data_roots, refuse_other_runs)
-from mmdet_imbalance.engine.distributed import exit_when_a_rank_is_lost, setup_cpu_distributed
+from mmdet_imbalance.engine.distributed import (end_cpu_distributed, exit_when_a_rank_is_lost,
+                                                setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -65,16 +66,19 @@ def main(argv=None):
     # On a machine without CUDA: the gloo process group and a CPU model wrapper, before the Runner
     # (mmengine's launchers assume CUDA; mmdet_imbalance/engine/distributed.py).
     try:
-        if setup_cpu_distributed(cfg) and get_rank() == 0:
-            print(f'no CUDA: {get_world_size()} ranks over gloo on CPU')
+        own_group = setup_cpu_distributed(cfg)
     except (KeyError, ValueError) as err:
         raise cli.BadInput(err.args[0]) from err
+    if own_group and get_rank() == 0:
+        print(f'no CUDA: {get_world_size()} ranks over gloo on CPU')
     with exit_when_a_rank_is_lost():
         with cli.bad_input():
             runner = OwnCheckpointRunner.from_cfg(cfg)
         # Data is read when training starts: bad data is bad input too.
         with cli.bad_input(cli.DATA_ERRORS):
             runner.train()
+    if own_group:
+        end_cpu_distributed()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdet_imbalance import cli  # noqa: E402
 from mmdet_imbalance.config_builder import CfgOptionsAction, build_runner_config  # noqa: E402,E501
 from mmdet_imbalance.engine.checkpoint_loading import check_checkpoint_fits  # noqa: E402
-from mmdet_imbalance.engine.distributed import setup_cpu_distributed  # noqa: E402
+from mmdet_imbalance.engine.distributed import (end_cpu_distributed,  # noqa: E402
+                                                setup_cpu_distributed)
 
 
 def main(argv=None):
@@ -46,7 +47,7 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     # Without CUDA: gloo and a CPU model wrapper (mmdet_imbalance/engine/distributed.py).
     try:
-        setup_cpu_distributed(cfg)
+        own_group = setup_cpu_distributed(cfg)
     except (KeyError, ValueError) as err:
         raise cli.BadInput(err.args[0]) from err
     with cli.bad_input():
@@ -54,6 +55,8 @@ def main(argv=None):
         check_checkpoint_fits(runner.model, args.checkpoint)
     with cli.bad_input(cli.DATA_ERRORS):
         runner.test()
+    if own_group:
+        end_cpu_distributed()
 
 
 def test_work_dir(work_dir, checkpoint: str) -> str:

@@ -15,6 +15,8 @@ torch every rank of ``tools/dist_train.sh`` fails with ``module 'torch._C' has n
   state is per rank need: docs/methods/ghm-c.md §6, alrp-loss.md §8) and the config's
   ``find_unused_parameters``.
 
+:func:`end_cpu_distributed` destroys that group when the run has finished (mmengine never does).
+
 With CUDA present nothing here runs: mmengine initialises NCCL from ``env_cfg.dist_cfg`` as mmdet
 does.
 """
@@ -111,6 +113,19 @@ def setup_cpu_distributed(cfg) -> bool:
     torch_dist.init_process_group('gloo', init_method='env://', rank=rank,
                                   world_size=world_size, **kwargs)
     return True
+
+
+def end_cpu_distributed() -> None:
+    """Destroy the process group of :func:`setup_cpu_distributed` once the run has finished.
+
+    A rank that leaves its gloo group alive can abort in the interpreter's teardown, after the
+    run has finished and written its record: gloo's worker threads still hold work while Python
+    finalises, and the process dies with "terminate called without an active exception"
+    (SIGABRT), which ``torch.distributed.run`` reports as a failed run. Not for the error path:
+    destroying waits for the pending collectives, which never end on a rank that lost its peer.
+    """
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -173,3 +173,44 @@ def test_record_says_whose_figures_it_holds(tmp_path):
         data = json.load(f)
     assert (data['iter_times_of'], data['peak_memory_of']) == ('rank 0', 'max over ranks')
     assert read_record(str(tmp_path)).world_size == 2
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize('outcome', ['finished', 'failed'])
+def test_train_py_destroys_its_process_group_after_a_finished_run(clean_env, tmp_path, outcome):
+    """A finished run destroys the gloo group it created (a live group can abort the rank in the
+    interpreter's teardown: end_cpu_distributed); a failed run leaves it, as destroying it would
+    wait on collectives that a lost peer never ends."""
+    from mmdet_imbalance import train
+    from mmdet_imbalance.engine.checkpoint_loading import OwnCheckpointRunner
+    for name, value in dict(RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                            MASTER_PORT=str(free_port())).items():
+        clean_env.setenv(name, value)
+    seen = {}
+
+    class Runner:
+        def train(self):
+            seen['group during the run'] = torch_dist.is_initialized()
+            if outcome == 'failed':
+                raise RuntimeError('shape mismatch')
+
+    clean_env.setattr(OwnCheckpointRunner, 'from_cfg', classmethod(lambda cls, cfg: Runner()))
+    argv = [osp.join(REPO, 'configs/mini/retinanet_mini.py'), '--launcher', 'pytorch',
+            '--work-dir', str(tmp_path / 'run')]
+    try:
+        if outcome == 'finished':
+            train.main(argv)
+        else:
+            with pytest.raises(RuntimeError, match='shape mismatch'):
+                train.main(argv)
+        assert seen == {'group during the run': True}
+        assert torch_dist.is_initialized() is (outcome == 'failed')
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
