@@ -1,4 +1,5 @@
 import os
+import socket
 import sys
 
 # OpenMP threads that spin while waiting (the default) burn the other core when the machine is
@@ -26,3 +27,11 @@ def _register_modules():
 @pytest.fixture
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now, for a process group's rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]

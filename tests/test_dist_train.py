@@ -15,7 +15,6 @@ import json
 import os
 import os.path as osp
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -35,12 +34,6 @@ LONG = ['train_cfg.max_iters=200', 'train_cfg.val_interval=200']
 # A rank that lost its peer must be gone well within this (gloo fails at once on a closed
 # connection; the launcher stops the others within a second).
 EXIT_WITHIN = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def launcher_env(**extra):
@@ -101,12 +94,12 @@ def wait_for_iteration(work_dir, proc, iteration, timeout=300):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', MINI_CONFIGS)
-def test_mini_row_trains_on_two_cpu_ranks(tmp_path, config):
+def test_mini_row_trains_on_two_cpu_ranks(tmp_path, config, free_port):
     work_dir = tmp_path / 'run'
     proc = start(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), osp.join(REPO, config), '2',
                   '--work-dir', str(work_dir), '--precision', 'fp32', '--cfg-options',
                   'train_cfg.max_iters=4', 'train_cfg.val_interval=4', *TINY],
-                 launcher_env(PORT=str(free_port())))
+                 launcher_env(PORT=str(free_port)))
     try:
         output = proc.communicate(timeout=900)[0]
     finally:
@@ -125,12 +118,12 @@ def test_mini_row_trains_on_two_cpu_ranks(tmp_path, config):
 
 
 @pytest.mark.slow
-def test_killed_rank_stops_the_run_under_dist_train(tmp_path):
+def test_killed_rank_stops_the_run_under_dist_train(tmp_path, free_port):
     work_dir = tmp_path / 'killed'
     proc = start(['bash', osp.join(REPO, 'tools', 'dist_train.sh'),
                   osp.join(REPO, 'configs/mini/retinanet_mini.py'), '2', '--work-dir',
                   str(work_dir), '--precision', 'fp32', '--cfg-options', *LONG, *TINY],
-                 launcher_env(PORT=str(free_port())))
+                 launcher_env(PORT=str(free_port)))
     try:
         wait_for_iteration(work_dir, proc, 2)
         ranks = ranks_training(work_dir, 'LOCAL_RANK')
@@ -166,7 +159,7 @@ exit $status
 
 
 @pytest.mark.slow
-def test_slurm_script_and_a_rank_that_loses_its_peer(tmp_path):
+def test_slurm_script_and_a_rank_that_loses_its_peer(tmp_path, free_port):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     srun = bin_dir / 'srun'
@@ -175,7 +168,7 @@ def test_slurm_script_and_a_rank_that_loses_its_peer(tmp_path):
     work_dir, srun_log = tmp_path / 'slurm', tmp_path / 'srun_args'
     env = launcher_env(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', SRUN_LOG=str(srun_log),
                        GPUS='2', GPUS_PER_NODE='2', GRES='', MASTER_ADDR='127.0.0.1',
-                       MASTER_PORT=str(free_port()))
+                       MASTER_PORT=str(free_port))
     proc = start(['bash', osp.join(REPO, 'tools', 'slurm_train.sh'), 'cpu', 'mini-retinanet',
                   osp.join(REPO, 'configs/mini/retinanet_mini.py'), str(work_dir), '--precision',
                   'fp32', '--cfg-options', *LONG, *TINY], env)

@@ -175,22 +175,16 @@ def test_record_says_whose_figures_it_holds(tmp_path):
     assert read_record(str(tmp_path)).world_size == 2
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize('outcome', ['finished', 'failed'])
-def test_train_py_destroys_its_process_group_after_a_finished_run(clean_env, tmp_path, outcome):
+def test_train_py_destroys_its_process_group_after_a_finished_run(clean_env, tmp_path, outcome,
+                                                                  free_port):
     """A finished run destroys the gloo group it created (a live group can abort the rank in the
     interpreter's teardown: end_cpu_distributed); a failed run leaves it, as destroying it would
     wait on collectives that a lost peer never ends."""
     from mmdet_imbalance import train
     from mmdet_imbalance.engine.checkpoint_loading import OwnCheckpointRunner
     for name, value in dict(RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-                            MASTER_PORT=str(free_port())).items():
+                            MASTER_PORT=str(free_port)).items():
         clean_env.setenv(name, value)
     seen = {}
 
