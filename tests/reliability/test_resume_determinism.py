@@ -9,7 +9,10 @@
   ``atomicAdd`` and is not bit-reproducible; on GPU pin ``randomness.deterministic=True``).
 
 Runs are kept tiny (a few iterations at batch 2, AP on a 4-image val subset): the properties are
-about bit-identical state, not about accuracy.
+about bit-identical state, not about accuracy. Every run names its precision: ``--precision auto``
+times this machine's matrix products in each process, and on a CPU whose bf16 speed-up lies near
+the threshold (engine/precision.py) two processes can choose differently, bf16 in one and fp32 in
+the other; the weights of such a pair agree to only three or four digits.
 """
 import json
 import os
@@ -33,7 +36,7 @@ TINY = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
 
 def _train_cmd(config, work_dir, *extra):
     return [sys.executable, os.path.join(REPO, 'tools/train.py'), os.path.join(REPO, config),
-            '--work-dir', str(work_dir), *extra, '--cfg-options', *TINY]
+            '--work-dir', str(work_dir), '--precision', 'fp32', *extra, '--cfg-options', *TINY]
 
 
 def _run(cmd):
